@@ -28,7 +28,8 @@ void add_action_flags(CLI::App* sub, ActionOpts& o) {
   sub->add_flag("--writable-tmpfs", o.writable_tmpfs, "Writable in-memory layer over the image");
   sub->add_option("-o,--overlay", o.overlay, "Overlay directory: DIR[:ro]");
   sub->add_flag("-f,--fakeroot", o.fakeroot, "Run as root inside a user namespace");
-  sub->add_flag("-u,--userns", o.userns, "Use a user namespace (always on; accepted for Apptainer compatibility)");
+  sub->add_flag("-u,--userns", o.userns,
+                "Use a user namespace (always on; accepted for Apptainer compatibility)");
   sub->add_flag("-p,--pid", o.pid, "New PID namespace");
   sub->add_flag("-i,--ipc", o.ipc, "New IPC namespace");
   sub->add_flag("-n,--net", o.net, "New network namespace with loopback only");
@@ -36,7 +37,8 @@ void add_action_flags(CLI::App* sub, ActionOpts& o) {
   sub->add_option("--hostname", o.hostname, "Hostname in a new UTS namespace");
   sub->add_option("--no-mount", o.no_mount, "Skip default mounts: proc,sys,dev,home,tmp,cwd,…");
   sub->add_option("--app", o.app, "Run this SCIF app");
-  sub->add_flag("--unsquash", o.unsquash, "Extract the image to a temporary directory instead of mounting it");
+  sub->add_flag("--unsquash", o.unsquash,
+                "Extract the image to a temporary directory instead of mounting it");
   sub->add_flag("--no-init", o.no_init, "No init process in the PID namespace");
   sub->add_flag("--no-eval", o.no_eval, "Do not shell-evaluate environment values");
   sub->add_flag("--ignore-subuid", o.ignore_subuid, "With --fakeroot, map only your own uid");
@@ -52,19 +54,22 @@ void register_actions(CLI::App& app, Context& ctx) {
     std::vector<std::string> examples;
   };
   const Verb verbs[] = {
-      {"exec", "Run a command in a container",
+      {"exec",
+       "Run a command in a container",
        {"rbox exec env.sif python3 script.py", "rbox exec -B /data:/data --cleanenv env.sif ls /data"}},
-      {"run", "Run the image's runscript with arguments",
+      {"run",
+       "Run the image's runscript with arguments",
        {"rbox run env.sif", "rbox run env.sif --port 8080"}},
-      {"shell", "Start an interactive shell in a container",
+      {"shell",
+       "Start an interactive shell in a container",
        {"rbox shell env.sif", "rbox shell --contain --pwd /work env.sif"}},
-      {"test", "Run the image's %test section",
-       {"rbox test env.sif", "rbox test --cleanenv env.sif"}},
+      {"test", "Run the image's %test section", {"rbox test env.sif", "rbox test --cleanenv env.sif"}},
   };
   for (const auto& v : verbs) {
     auto o = std::make_shared<ActionOpts>();
     auto* sub = add_command(app, v.name, v.summary, v.examples);
-    sub->add_option("image", o->image, "SIF file, sandbox directory, docker://REF or instance://NAME")->required();
+    sub->add_option("image", o->image, "SIF file, sandbox directory, docker://REF or instance://NAME")
+        ->required();
     if (std::string(v.name) == "exec")
       sub->add_option("command", o->args, "Command and arguments")->required();
     else

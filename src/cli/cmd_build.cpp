@@ -12,8 +12,9 @@ void register_build(CLI::App& app, Context& ctx) {
     bool warn_unused = false, ignore_subuid = false, keep_failed = false, fix_perms = false;
   };
   auto o = std::make_shared<Opts>();
-  auto* sub = add_command(app, "build", "Build a SIF image (or a sandbox directory) from a definition file or image",
-                          {"rbox build env.sif env.def", "rbox build --sandbox env/ docker://debian:bookworm"});
+  auto* sub =
+      add_command(app, "build", "Build a SIF image (or a sandbox directory) from a definition file or image",
+                  {"rbox build env.sif env.def", "rbox build --sandbox env/ docker://debian:bookworm"});
   sub->add_option("image", o->target, "Output: SIF file, or directory with --sandbox")->required();
   sub->add_option("spec", o->spec, "Definition file, SIF, sandbox directory, or docker://, oci: … reference")
       ->required();
@@ -25,15 +26,18 @@ void register_build(CLI::App& app, Context& ctx) {
   sub->add_option("--build-arg", o->build_args, "Value for a {{ var }} in the definition (KEY=VALUE)");
   sub->add_option("--build-arg-file", o->build_arg_files, "File of KEY=VALUE lines for {{ var }}");
   sub->add_flag("--warn-unused-build-args", o->warn_unused, "Warn instead of failing on unused build args");
-  sub->add_flag("-f,--fakeroot", o->fakeroot, "Run %post as root in a user namespace (always on without root)");
-  sub->add_flag("--ignore-subuid", o->ignore_subuid, "Use the root-mapped namespace even with /etc/subuid ranges");
+  sub->add_flag("-f,--fakeroot", o->fakeroot,
+                "Run %post as root in a user namespace (always on without root)");
+  sub->add_flag("--ignore-subuid", o->ignore_subuid,
+                "Use the root-mapped namespace even with /etc/subuid ranges");
   sub->add_flag("--fix-perms", o->fix_perms, "Make every file owner-readable and writable in the result");
   sub->add_flag("--keep-failed", o->keep_failed, "Keep the sandbox of a failed stage for debugging");
   sub->add_option("--compress", o->compress, "SquashFS compressor: zstd (default), gzip, xz, lz4");
   sub->add_option("--compress-level", o->compress_level, "Compressor level");
   sub->add_option("-B,--bind", o->binds, "Bind a host path into %post (src[:dst[:ro|rw]])");
   sub->add_option("--authfile", o->authfile, "Docker-format credentials file for registry pulls");
-  sub->add_option("--tmpdir", o->tmpdir, "Temporary space for the build (default $RBOX_TMPDIR, $TMPDIR, /tmp)");
+  sub->add_option("--tmpdir", o->tmpdir,
+                  "Temporary space for the build (default $RBOX_TMPDIR, $TMPDIR, /tmp)");
   on_run(sub, ctx, [] { return not_implemented("build"); });
 }
 

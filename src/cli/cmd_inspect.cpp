@@ -16,7 +16,8 @@ void register_inspect(CLI::App& app, Context& ctx) {
       ->required();
   sub->add_flag("--deffile", o->deffile, "Treat the target as a definition file and show how rbox parses it");
   sub->add_flag("-j,--json", o->json, "Print JSON (Apptainer's Definition shape for --deffile)");
-  sub->add_flag("--all-stages", o->all_stages, "With --deffile --json: an array with one Definition per stage");
+  sub->add_flag("--all-stages", o->all_stages,
+                "With --deffile --json: an array with one Definition per stage");
   sub->add_option("--build-arg", o->build_args, "Value for a {{ var }} (KEY=VALUE)");
   sub->add_option("--build-arg-file", o->build_arg_files, "File of KEY=VALUE lines for {{ var }}");
   sub->add_flag("--warn-unused-build-args", o->warn_unused, "Warn instead of failing on unused build args");

@@ -11,8 +11,9 @@ void register_registry(CLI::App& app, Context& ctx) {
   auto* login = add_command(*reg, "login", "Store credentials for a registry",
                             {"rbox registry login -u me --password-stdin docker://ghcr.io",
                              "rbox registry login -u me docker://localhost:5000"});
-  auto* logout = add_command(*reg, "logout", "Remove stored credentials for a registry",
-                             {"rbox registry logout docker://ghcr.io", "rbox registry logout docker://localhost:5000"});
+  auto* logout =
+      add_command(*reg, "logout", "Remove stored credentials for a registry",
+                  {"rbox registry logout docker://ghcr.io", "rbox registry logout docker://localhost:5000"});
   on_run(login, ctx, [] { return not_implemented("registry login"); });
   on_run(logout, ctx, [] { return not_implemented("registry logout"); });
 }

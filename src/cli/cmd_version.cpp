@@ -6,8 +6,7 @@
 namespace rbox::cli {
 
 void register_version(CLI::App& app, Context& ctx) {
-  auto* sub = add_command(app, "version", "Show the version of rbox",
-                          {"rbox version", "rbox --version"});
+  auto* sub = add_command(app, "version", "Show the version of rbox", {"rbox version", "rbox --version"});
   on_run(sub, ctx, [] {
     std::cout << "rbox " << RBOX_VERSION
 #ifdef RBOX_STATIC

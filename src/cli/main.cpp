@@ -95,9 +95,10 @@ static int run_main(int argc, char** argv) {
     log::error(std::string(e.what()) + " (see 'rbox" + where + " --help')");
     return exit_code::kUsage;
   }
-  log::set_level(quiet ? log::Level::kQuiet
-                       : debug ? log::Level::kDebug
-                               : verbose ? log::Level::kVerbose : log::Level::kNormal);
+  log::set_level(quiet     ? log::Level::kQuiet
+                 : debug   ? log::Level::kDebug
+                 : verbose ? log::Level::kVerbose
+                           : log::Level::kNormal);
   if (!ctx.action) return exit_code::kUsage;
   return ctx.action();
 }

@@ -18,6 +18,8 @@ extern const File kFiles[];
 
 // The file at path, or nullptr.
 const File* find(std::string_view path);
-inline std::string_view contents(const File& f) { return {f.data, f.size}; }
+inline std::string_view contents(const File& f) {
+  return {f.data, f.size};
+}
 
 }  // namespace rbox::embedded

@@ -161,7 +161,9 @@ AtomicFile::~AtomicFile() {
   if (!committed_) ::unlink(temp_.c_str());
 }
 
-void AtomicFile::write(std::string_view data) { write_all(fd_.get(), data, temp_); }
+void AtomicFile::write(std::string_view data) {
+  write_all(fd_.get(), data, temp_);
+}
 
 void AtomicFile::commit() {
   if (::fsync(fd_.get()) != 0) throw sys_error("fsync", temp_);

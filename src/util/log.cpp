@@ -18,8 +18,12 @@ void emit(const char* prefix, const std::string& message) {
 
 }  // namespace
 
-void set_level(Level l) { g_level = l; }
-Level level() { return g_level; }
+void set_level(Level l) {
+  g_level = l;
+}
+Level level() {
+  return g_level;
+}
 
 void info(const std::string& m) {
   if (level() >= Level::kNormal) emit("", m);
@@ -33,6 +37,8 @@ void verbose(const std::string& m) {
 void debug(const std::string& m) {
   if (level() >= Level::kDebug) emit("debug: ", m);
 }
-void error(const std::string& m) { emit("error: ", m); }
+void error(const std::string& m) {
+  emit("error: ", m);
+}
 
 }  // namespace rbox::log

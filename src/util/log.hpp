@@ -10,8 +10,12 @@ enum class Level { kQuiet = 0, kNormal = 1, kVerbose = 2, kDebug = 3 };
 
 void set_level(Level level);
 Level level();
-inline bool verbose() { return level() >= Level::kVerbose; }
-inline bool debug_enabled() { return level() >= Level::kDebug; }
+inline bool verbose() {
+  return level() >= Level::kVerbose;
+}
+inline bool debug_enabled() {
+  return level() >= Level::kDebug;
+}
 
 void info(const std::string& message);     // shown unless --quiet
 void warn(const std::string& message);     // shown unless --quiet

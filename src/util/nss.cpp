@@ -18,8 +18,8 @@ namespace rbox::nss {
 
 void pin_builtin_modules() {
 #ifdef RBOX_STATIC
-  for (const char* db : {"passwd", "group", "shadow", "initgroups", "services", "protocols", "networks",
-                         "netgroup"})
+  for (const char* db :
+       {"passwd", "group", "shadow", "initgroups", "services", "protocols", "networks", "netgroup"})
     __nss_configure_lookup(db, "files");
   __nss_configure_lookup("hosts", "files dns");
 #endif

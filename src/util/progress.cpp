@@ -72,7 +72,9 @@ void redraw(bool force) {
 
 }  // namespace
 
-bool Progress::on_tty() { return log::level() >= log::Level::kNormal && ::isatty(STDERR_FILENO); }
+bool Progress::on_tty() {
+  return log::level() >= log::Level::kNormal && ::isatty(STDERR_FILENO);
+}
 
 Progress::Progress(std::string label, uint64_t total) : state_(std::make_shared<State>()) {
   state_->label = std::move(label);

@@ -7,7 +7,9 @@
 
 namespace rbox::str {
 
-static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+static bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 std::string trim_left(std::string_view s) {
   size_t i = 0;
@@ -21,7 +23,9 @@ std::string trim_right(std::string_view s) {
   return std::string(s.substr(0, n));
 }
 
-std::string trim(std::string_view s) { return trim_left(trim_right(s)); }
+std::string trim(std::string_view s) {
+  return trim_left(trim_right(s));
+}
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -58,7 +62,9 @@ std::string join(const std::vector<std::string>& parts, std::string_view sep) {
   return out;
 }
 
-bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+bool starts_with(std::string_view s, std::string_view p) {
+  return s.substr(0, p.size()) == p;
+}
 bool ends_with(std::string_view s, std::string_view x) {
   return s.size() >= x.size() && s.substr(s.size() - x.size()) == x;
 }

@@ -14,9 +14,9 @@ struct Result {
 
 struct Options {
   bool capture_stdout = false;
-  bool quiet_stderr = false;          // stderr to /dev/null
-  std::vector<std::string> env;       // empty: inherit
-  std::string cwd;                    // empty: inherit
+  bool quiet_stderr = false;     // stderr to /dev/null
+  std::vector<std::string> env;  // empty: inherit
+  std::string cwd;               // empty: inherit
 };
 
 // Runs argv[0] (searched in PATH) and waits. Throws rbox::Error if it cannot be started.

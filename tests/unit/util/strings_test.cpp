@@ -18,4 +18,6 @@ TEST(Strings, Closest) {
   EXPECT_EQ(str::closest("bootstrp", keys), "bootstrap");
 }
 
-TEST(Strings, ShellQuote) { EXPECT_EQ(str::shell_quote("it's"), "'it'\\''s'"); }
+TEST(Strings, ShellQuote) {
+  EXPECT_EQ(str::shell_quote("it's"), "'it'\\''s'");
+}
