@@ -26,6 +26,9 @@ void on_run(CLI::App* sub, Context& ctx, Action fn);
 // For commands whose implementation has not landed: "rbox: 'X' is not implemented yet", exit 2.
 int not_implemented(const std::string& what);
 
+// rbox inspect IMAGE (cli/inspect_image.cpp); the --deffile branch lives in cmd_inspect.cpp.
+int inspect_image(const std::string& target, bool json);
+
 // One registration function per verb file.
 void register_build(CLI::App& app, Context& ctx);
 void register_actions(CLI::App& app, Context& ctx);  // exec run shell test

@@ -21,7 +21,10 @@ void register_inspect(CLI::App& app, Context& ctx) {
   sub->add_option("--build-arg", o->build_args, "Value for a {{ var }} (KEY=VALUE)");
   sub->add_option("--build-arg-file", o->build_arg_files, "File of KEY=VALUE lines for {{ var }}");
   sub->add_flag("--warn-unused-build-args", o->warn_unused, "Warn instead of failing on unused build args");
-  on_run(sub, ctx, [] { return not_implemented("inspect"); });
+  on_run(sub, ctx, [o] {
+    if (!o->deffile) return inspect_image(o->target, o->json);
+    return not_implemented("inspect --deffile");
+  });
 }
 
 }  // namespace rbox::cli
