@@ -15,7 +15,7 @@ BUILD_PKGS=(
 TEST_PKGS=(
   docker-registry skopeo umoci squashfs-tools squashfs-tools-ng squashfuse fuse3
   busybox-static debootstrap uidmap tmux syncthing openssl apache2-utils python3
-  zstd xz-utils curl ca-certificates attr acl jq golang-go
+  zstd xz-utils curl ca-certificates attr acl jq golang-go golang-github-sylabs-sif-dev
 )
 BENCH_PKGS=(podman bubblewrap hyperfine)
 
