@@ -1,32 +1,46 @@
-// rbox exec|run|shell|test: run a command in a container, the way Apptainer does.
+// rbox exec|run|shell|test: run a command in a container, the way Apptainer does. Flags become
+// container::LaunchOptions; container::make_plan decides, container::run_container acts.
+#include <cstdlib>
+
 #include "cli/app.hpp"
+#include "container/environment.hpp"
+#include "container/image_ref.hpp"
+#include "container/launch.hpp"
+#include "container/options.hpp"
+#include "container/plan.hpp"
+#include "util/error.hpp"
+#include "util/exit_codes.hpp"
+#include "util/strings.hpp"
 
 namespace rbox::cli {
 
 namespace {
 
-struct ActionOpts {
-  std::string image, home, pwd, hostname, overlay, env_file, app, workdir, shell;
-  std::vector<std::string> args, binds, mounts, envs, no_mount;
-  bool no_home = false, contain = false, containall = false, cleanenv = false, writable = false;
-  bool writable_tmpfs = false, fakeroot = false, pid = false, ipc = false, net = false, uts = false;
-  bool unsquash = false, no_init = false, no_eval = false, ignore_subuid = false, userns = false;
-};
+using container::LaunchOptions;
 
-void add_action_flags(CLI::App* sub, ActionOpts& o) {
-  sub->add_option("-B,--bind", o.binds, "Bind a host path: src[:dst[:ro|rw]], comma lists allowed");
-  sub->add_option("--mount", o.mounts, "Mount: type=bind,src=…,dst=…[,ro]");
+void add_action_flags(CLI::App* sub, LaunchOptions& o) {
+  sub->add_option("-B,--bind", o.binds, "Bind a host path: src[:dst[:ro|rw]], comma lists allowed")
+      ->allow_extra_args(false);
+  sub->add_option("--mount", o.mounts, "Mount: type=bind,src=…,dst=…[,ro]")->allow_extra_args(false);
   sub->add_option("-H,--home", o.home, "Home directory to bind: src[:dst]");
   sub->add_flag("--no-home", o.no_home, "Do not bind the home directory");
-  sub->add_flag("-c,--contain", o.contain, "Use empty /tmp, /var/tmp and home instead of the host's");
+  sub->add_flag("-c,--contain", o.contain,
+                "Use empty /tmp, /var/tmp, home and a minimal /dev instead of the host's");
   sub->add_flag("-C,--containall", o.containall, "--contain plus PID and IPC namespaces and --cleanenv");
   sub->add_flag("-e,--cleanenv", o.cleanenv, "Do not pass the host environment");
-  sub->add_option("--env", o.envs, "Set an environment variable in the container (K=V)");
-  sub->add_option("--env-file", o.env_file, "File of K=V lines to set in the container");
+  sub->add_option("--env", o.envs, "Set a variable in the container: K=V (repeatable, or K=V,K2=V2)")
+      ->allow_extra_args(false);
+  sub->add_option("--env-file", o.env_files, "File of K=V lines to set in the container")
+      ->allow_extra_args(false);
   sub->add_option("--pwd,--cwd", o.pwd, "Initial working directory in the container");
   sub->add_flag("-w,--writable", o.writable, "Write into a sandbox directory image");
-  sub->add_flag("--writable-tmpfs", o.writable_tmpfs, "Writable in-memory layer over the image");
-  sub->add_option("-o,--overlay", o.overlay, "Overlay directory: DIR[:ro]");
+  sub->add_flag("--writable-tmpfs", o.writable_tmpfs,
+                "Writable in-memory layer over the image (see --tmpfs-size)");
+  sub->add_option("--tmpfs-size", o.tmpfs_size_mib,
+                  "Size limit in MiB of --writable-tmpfs and of --contain's /tmp (default " +
+                      std::to_string(container::kDefaultTmpfsSizeMib) + "; Apptainer's is 64)");
+  sub->add_option("-o,--overlay", o.overlays, "Overlay directory on top of the image: DIR[:ro]")
+      ->allow_extra_args(false);
   sub->add_flag("-f,--fakeroot", o.fakeroot, "Run as root inside a user namespace");
   sub->add_flag("-u,--userns", o.userns,
                 "Use a user namespace (always on; accepted for Apptainer compatibility)");
@@ -35,7 +49,9 @@ void add_action_flags(CLI::App* sub, ActionOpts& o) {
   sub->add_flag("-n,--net", o.net, "New network namespace with loopback only");
   sub->add_flag("--uts", o.uts, "New UTS namespace");
   sub->add_option("--hostname", o.hostname, "Hostname in a new UTS namespace");
-  sub->add_option("--no-mount", o.no_mount, "Skip default mounts: proc,sys,dev,home,tmp,cwd,…");
+  sub->add_option("--no-mount", o.no_mount,
+                  "Skip default mounts: proc,sys,dev,home,tmp,cwd,bind-paths or a path")
+      ->allow_extra_args(false);
   sub->add_option("--app", o.app, "Run this SCIF app");
   sub->add_flag("--unsquash", o.unsquash,
                 "Extract the image to a temporary directory instead of mounting it");
@@ -45,40 +61,90 @@ void add_action_flags(CLI::App* sub, ActionOpts& o) {
   sub->add_option("-W,--workdir", o.workdir, "Directory for --contain's /tmp, /var/tmp and home");
 }
 
+// Apptainer's --env takes K=V,K2=V2; a comma starts a new pair only when NAME= follows it.
+std::vector<std::string> split_env_list(const std::vector<std::string>& values) {
+  std::vector<std::string> out;
+  for (const auto& v : values) {
+    std::string cur;
+    for (const auto& piece : str::split(v, ',')) {
+      auto eq = piece.find('=');
+      bool starts_pair = eq != std::string::npos && container::is_shell_name(piece.substr(0, eq));
+      if (!cur.empty() && starts_pair) {
+        out.push_back(cur);
+        cur = piece;
+      } else {
+        cur = cur.empty() && starts_pair ? piece : cur + (cur.empty() ? "" : ",") + piece;
+      }
+    }
+    if (!cur.empty()) out.push_back(cur);
+  }
+  return out;
+}
+
+int run_action(LaunchOptions o) {
+  o.envs = split_env_list(o.envs);
+  if (o.shell.empty() && o.action == container::Action::kShell) {
+    for (const char* var : {"RBOX_SHELL", "APPTAINER_SHELL", "SINGULARITY_SHELL"})
+      if (const char* v = std::getenv(var); v && *v) {
+        o.shell = v;
+        break;
+      }
+  }
+  container::ImageInfo image = container::resolve_image(o.image);
+  container::HostFacts host = container::gather_host_facts(o.fakeroot);
+  container::Plan plan = container::make_plan(o, image, host);
+  return container::run_container(plan);
+}
+
 }  // namespace
 
 void register_actions(CLI::App& app, Context& ctx) {
   struct Verb {
     const char* name;
+    container::Action action;
     const char* summary;
     std::vector<std::string> examples;
   };
   const Verb verbs[] = {
       {"exec",
+       container::Action::kExec,
        "Run a command in a container",
        {"rbox exec env.sif python3 script.py", "rbox exec -B /data:/data --cleanenv env.sif ls /data"}},
       {"run",
+       container::Action::kRun,
        "Run the image's runscript with arguments",
        {"rbox run env.sif", "rbox run env.sif --port 8080"}},
       {"shell",
+       container::Action::kShell,
        "Start an interactive shell in a container",
        {"rbox shell env.sif", "rbox shell --contain --pwd /work env.sif"}},
-      {"test", "Run the image's %test section", {"rbox test env.sif", "rbox test --cleanenv env.sif"}},
+      {"test",
+       container::Action::kTest,
+       "Run the image's %test section",
+       {"rbox test env.sif", "rbox test --cleanenv env.sif"}},
   };
   for (const auto& v : verbs) {
-    auto o = std::make_shared<ActionOpts>();
+    auto o = std::make_shared<LaunchOptions>();
+    o->action = v.action;
     auto* sub = add_command(app, v.name, v.summary, v.examples);
-    sub->add_option("image", o->image, "SIF file, sandbox directory, docker://REF or instance://NAME")
+    sub->add_option("image", o->image,
+                    std::string("SIF file or sandbox directory; what follows it is ") +
+                        (v.action == container::Action::kExec ? "the COMMAND and its arguments"
+                                                              : "passed as arguments"))
         ->required();
-    if (std::string(v.name) == "exec")
-      sub->add_option("command", o->args, "Command and arguments")->required();
-    else
-      sub->add_option("args", o->args, "Arguments");
-    if (std::string(v.name) == "shell") sub->add_option("-s,--shell", o->shell, "Shell to run");
+    if (v.action == container::Action::kShell) sub->add_option("-s,--shell", o->shell, "Shell to run");
     add_action_flags(sub, *o);
+    // Everything after IMAGE belongs to the command, options included (`exec img sh -c x`):
+    // as a prefix command the first word without a positional slot ends rbox's parsing.
     sub->prefix_command();
-    std::string name = v.name;
-    on_run(sub, ctx, [name] { return not_implemented(name); });
+    sub->allow_extras();
+    sub->fallthrough(false);
+    on_run(sub, ctx, [o, sub, action = v.action] {
+      o->args = sub->remaining();
+      if (action == container::Action::kExec && o->args.empty())
+        throw Error("exec needs a command to run: rbox exec IMAGE COMMAND [ARGS...]", exit_code::kUsage);
+      return run_action(*o);
+    });
   }
 }
 

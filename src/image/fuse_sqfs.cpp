@@ -505,7 +505,9 @@ size_t SquashfsReader::decompress_into(Context& ctx, uint32_t word, const uint8_
 }
 
 std::shared_ptr<const std::vector<uint8_t>> SquashfsReader::fragment(Context& ctx, uint32_t index) {
-  auto [pos, word] = fragments_[index];
+  // Plain locals, not a structured binding: clang < 16 cannot capture bindings in lambdas.
+  const uint64_t pos = fragments_[index].first;
+  const uint32_t word = fragments_[index].second;
   uint32_t disk = SQFS_ON_DISK_BLOCK_SIZE(word);
   if (disk > super_.block_size || pos + disk > super_.bytes_used) corrupt("fragment block out of bounds");
   return blocks_.get(pos, [&](std::vector<uint8_t>& out) {

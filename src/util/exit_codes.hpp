@@ -11,6 +11,7 @@ inline constexpr int kUsage = 2;              // bad command line, or command no
 inline constexpr int kCannotExecute = 126;    // the command exists in the container but cannot run
 inline constexpr int kNotFound = 127;         // the command does not exist in the container
 inline constexpr int kSignalBase = 128;       // the command was killed by signal N: 128 + N
+inline constexpr int kHostUnsupported = 253;  // this host forbids rootless containers (rbox check)
 inline constexpr int kImageServerDied = 254;  // the in-process FUSE server failed under the command
 inline constexpr int kRuntimeFailure = 255;   // the container could not be set up
 

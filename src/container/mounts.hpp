@@ -1,0 +1,60 @@
+// The thin syscall layer for building a container's root: mount(2) wrappers with messages that
+// name both paths, read-only remounts that keep the kernel's locked flags, path resolution
+// inside a root that never escapes it (image paths are hostile), and the pivot into the new
+// root. Runs in the container's setup child; throws rbox::Error, which that child turns into a
+// report to the launcher (never across fork).
+#pragma once
+
+#include <fcntl.h>
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "util/fd.hpp"
+
+namespace rbox::container::sys {
+
+// mount(2); throws "mount FSTYPE SRC on TARGET: strerror".
+void mount(const std::string& source, const std::string& target, const char* fstype, unsigned long flags,
+           const std::string& data = {});
+// Recursive bind of source (a host path or /proc/self/fd/N) onto target.
+void bind(const std::string& source, const std::string& target, bool recursive = true);
+// Makes target read-only (plus nosuid, nodev), recursively for a tree, keeping the flags the
+// kernel locked on mounts that came from the host's namespace (bwrap/charliecloud lesson).
+void make_read_only(const std::string& target, bool recursive);
+// Adds nosuid and nodev to target's mount, keeping its other flags.
+void make_nosuid_nodev(const std::string& target);
+
+std::string fd_path(int fd);  // "/proc/self/fd/N"
+
+// Where a path lands inside a root: the canonical existing part (symlinks resolved within the
+// root, ".." clamped at it) and the components that do not exist yet.
+struct Resolved {
+  std::vector<std::string> existing;  // components from the root, all directories but the last
+  std::vector<std::string> missing;   // to be created beneath existing
+  bool last_is_dir = true;            // type of existing.back() when missing is empty
+  std::string canonical() const;      // "/" + existing joined
+  std::string full() const;           // existing + missing, as an absolute path
+};
+
+// Resolves path under rootfd like openat2(RESOLVE_IN_ROOT): absolute symlinks restart at the
+// root, ".." never climbs above it. Throws on loops (ELOOP) and on a file used as a directory.
+Resolved resolve_in_root(int rootfd, const std::string& path);
+
+// Opens an existing path inside the root (O_PATH, final component not followed when it is a
+// symlink — callers resolve first). Throws when missing.
+UniqueFd open_in_root(int rootfd, const std::string& path, int flags = O_PATH);
+
+// Creates the missing components of r below dirfd (the writable layer's root): directories with
+// mode 0755, the last one a directory or an empty file. Existing components are created as
+// directories too, with the modes of src_rootfd's directories (so the merged view keeps them).
+void create_mount_point(int layer_rootfd, int image_rootfd, const Resolved& r, bool file);
+
+// pivot_root(".", ".") into new_root, then lazily detach the old root (PEERS.md A3).
+void pivot_into(const std::string& new_root);
+
+// Escapes ',' ':' and '\' for overlayfs lowerdir/upperdir options.
+std::string overlay_escape(const std::string& path);
+
+}  // namespace rbox::container::sys
