@@ -24,6 +24,7 @@
 #include "util/error.hpp"
 #include "util/fs.hpp"
 #include "util/log.hpp"
+#include "util/userns.hpp"
 
 namespace rbox::image {
 
@@ -45,19 +46,6 @@ namespace {
 
 constexpr const char* kMountDirPrefix = "rbox-mnt-";
 constexpr const char* kExtractDirPrefix = "rbox-unsquash-";
-
-// Real root: euid 0 in the initial user namespace (its uid_map is the identity over all ids).
-bool real_root() {
-  if (geteuid() != 0) return false;
-  std::string map;
-  try {
-    map = fs::read_file("/proc/self/uid_map");
-  } catch (const Error&) {
-    return false;
-  }
-  unsigned long a = 1, b = 1, n = 0;
-  return sscanf(map.c_str(), "%lu %lu %lu", &a, &b, &n) == 3 && a == 0 && b == 0 && n == 4294967295ul;
-}
 
 // mkdtemp under fs::temp_root() named PREFIX<pid>-XXXXXX, locked (flock) for our lifetime.
 std::string make_private_dir(const char* prefix, UniqueFd* lock) {
@@ -394,7 +382,7 @@ Mount::Mount(const SquashfsSource& source, const MountOptions& options) : impl_(
     return;
   }
   std::string why;
-  const bool root = real_root();
+  const bool root = userns::is_real_root();
   if (options.allow_kernel_mount && root) {
     if (m.try_kernel(source, options, &why)) return;
     log::info("the kernel's squashfs cannot mount " + source.path + " (" + why +

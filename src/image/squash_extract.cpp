@@ -19,6 +19,7 @@
 #include "image/squash_extract_reader_impl.hpp"
 #include "util/error.hpp"
 #include "util/log.hpp"
+#include "util/userns.hpp"
 
 namespace rbox::image {
 namespace {
@@ -30,7 +31,7 @@ constexpr int kMaxDepth = 512;  // one open descriptor per level; far deeper tha
 class Extractor {
  public:
   Extractor(SquashImage& img, const ExtractOptions& opts, std::string dest)
-      : m_(img.impl()), opts_(opts), dest_(std::move(dest)), as_root_(::geteuid() == 0) {}
+      : m_(img.impl()), opts_(opts), dest_(std::move(dest)), as_root_(userns::is_real_root()) {}
 
   ExtractStats run() {
     prepare_dest();
