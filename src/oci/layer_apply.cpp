@@ -279,7 +279,10 @@ void LayerApplier::Layer::entry(struct archive* a, struct archive_entry* e) {
     log::debug(what_ + ": entry '" + std::string(raw) + "' climbs above the root; applied as /" + p);
   }
   ++ap_.stats_.entries;
-  auto [parent, base] = split_parent(p);
+  // Named references, not a structured binding: clang < 16 cannot capture bindings in lambdas.
+  const auto split = split_parent(p);
+  const std::string& parent = split.first;
+  const std::string& base = split.second;
   mode_t type = archive_entry_filetype(e);
   const char* hardlink = archive_entry_hardlink(e);
 
@@ -322,7 +325,9 @@ void LayerApplier::Layer::entry(struct archive* a, struct archive_entry* e) {
     std::string target = clean_member_path(hardlink);
     if (target.empty()) fail(p, "hard link to the root directory");
     if (target == p) return;
-    auto [tparent, tbase] = split_parent(target);
+    const auto tsplit = split_parent(target);
+    const std::string& tparent = tsplit.first;
+    const std::string& tbase = tsplit.second;
     int tfd = ap_.root_.try_open_dir(tparent);
     if (tfd < 0) fail(p, "hard link target /" + target + " does not exist");
     UniqueFd tguard(tfd);
