@@ -1,5 +1,5 @@
 #!/bin/sh
 #
-# Written by rbox into /.singularity.d/env/ of every image it builds, as Apptainer does.
-# Files in this directory are sourced in lexical order by the container's action; this one
-# is a placeholder kept for layout compatibility with Apptainer images.
+# rbox writes this file into /.singularity.d/env/ of every image it builds, in the place where
+# Apptainer keeps its own 01-base.sh. It deliberately does nothing: it only keeps the layout the
+# same so that tools expecting an Apptainer image find every file where they look for it.
