@@ -35,15 +35,19 @@ fi
 
 if has static; then
   phase "static release build"
-  scripts/build-static.sh
+  scripts/build-static.sh build-static -DRBOX_TEST_TOOLS=ON
   bin=build-static/rbox
   scripts/check-static.sh "$bin"
+  ninja -C build-static mount_probe >/dev/null  # un-sanitized tool for tests/integration/30-mount.sh
 fi
 
 if has integration; then
   phase "integration tests"
   bin=${RBOX_BIN:-build-static/rbox}
   [ -x "$bin" ] || { scripts/build.sh build; bin=build/rbox; }
+  if [ -z "${RBOX_MOUNT_PROBE:-}" ] && [ -x build-static/bin/mount_probe ]; then
+    export RBOX_MOUNT_PROBE=$root/build-static/bin/mount_probe
+  fi
   tests/integration/run.sh "$bin"
 fi
 

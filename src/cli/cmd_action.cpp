@@ -2,12 +2,14 @@
 // container::LaunchOptions; container::make_plan decides, container::run_container acts.
 #include <cstdlib>
 
+#include "build/pull_sif.hpp"
 #include "cli/app.hpp"
 #include "container/environment.hpp"
 #include "container/image_ref.hpp"
 #include "container/launch.hpp"
 #include "container/options.hpp"
 #include "container/plan.hpp"
+#include "oci/pull.hpp"
 #include "util/error.hpp"
 #include "util/exit_codes.hpp"
 #include "util/strings.hpp"
@@ -90,6 +92,14 @@ int run_action(LaunchOptions o) {
         break;
       }
   }
+  // docker://, oci:, oci-archive:, docker-archive: run from a SIF kept in the cache, as Apptainer
+  // does (it converts into its oci-tmp cache first).
+  container::set_remote_image_resolver([](const std::string& ref) {
+    for (const char* p : {"docker://", "oci:", "oci-archive:", "docker-archive:"})
+      if (str::starts_with(ref, p)) return build::cached_sif(ref, oci::PullOptions{});
+    throw Error("'" + ref + "': rbox runs docker://, oci:, oci-archive: and docker-archive: references; " +
+                "for other transports pull or build a SIF first");
+  });
   container::ImageInfo image = container::resolve_image(o.image);
   container::HostFacts host = container::gather_host_facts(o.fakeroot);
   container::Plan plan = container::make_plan(o, image, host);

@@ -3,6 +3,7 @@
 #include <ctime>
 #include <iostream>
 
+#include "build/base_cache.hpp"
 #include "cli/app.hpp"
 #include "oci/blob_store.hpp"
 #include "util/exit_codes.hpp"
@@ -59,6 +60,15 @@ int cache_clean(int days) {
     lock.emplace(store.lock_exclusive());
   }
   auto [count, bytes] = store.clean(days);
+  // Unpacked base trees of builds (~/.cache/rbox/rootfs) and SIFs of `exec docker://` go with a
+  // full clean; --days keeps them (they are re-created on demand).
+  if (days == 0) {
+    count += build::clean_base_cache(root);
+    for (const auto& sif : fs::list_dir(root + "/sif")) {
+      fs::remove_tree(root + "/sif/" + sif);
+      ++count;
+    }
+  }
   log::info("removed " + std::to_string(count) + " cache entr" + (count == 1 ? "y" : "ies") + " (" +
             str::human_bytes(bytes) + ")" +
             (days > 0 ? " unused for " + std::to_string(days) + " days" : ""));

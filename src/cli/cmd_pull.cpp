@@ -1,24 +1,15 @@
 // rbox pull: fetch an image from a registry (or OCI layout/archive) into a SIF or a directory.
-// The work is oci::pull_to_dir / oci::unpack_image, build::write_*_metadata and image::pack_sif;
+// The work is oci::pull_to_dir (--dir) and build::pull_to_sif (SIF);
 // this file maps options, keeps outputs atomic and prints the result.
-#include <linux/magic.h>
 #include <signal.h>
-#include <sys/statfs.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdlib>
-#include <fstream>
-#include <nlohmann/json.hpp>
 
-#include "build/builder.hpp"
-#include "build/metadata.hpp"
-#include "build/rootfs.hpp"
+#include "build/pull_sif.hpp"
 #include "cli/app.hpp"
-#include "image/sif_pack.hpp"
 #include "oci/pull.hpp"
 #include "oci/reference.hpp"
-#include "oci/root_dir.hpp"
 #include "util/error.hpp"
 #include "util/exit_codes.hpp"
 #include "util/fs.hpp"
@@ -27,87 +18,6 @@
 
 namespace rbox::cli {
 namespace {
-
-// The image config's "config" object: the SIF's oci-config.json, as Apptainer stores it.
-std::string config_object(const std::string& raw) {
-  auto j = nlohmann::json::parse(raw, nullptr, false);
-  if (j.is_object() && j.contains("config") && j["config"].is_object()) return j["config"].dump();
-  return "{}";
-}
-
-void handle_interrupts(bool on);
-
-uint64_t mem_available() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  uint64_t kb = 0;
-  std::string unit;
-  while (in >> key >> kb >> unit)
-    if (key == "MemAvailable:") return kb * 1024;
-  return 0;
-}
-
-// Where the temporary root of a SIF pull goes. The tree only lives until it is packed, so a
-// tmpfs (/dev/shm) saves writing it to disk and removing it again (measured on the Debian
-// image: 1.5 s vs 9 s on a busy ext4 disk). Used only when neither RBOX_TMPDIR nor TMPDIR
-// chooses a place and the tree (estimated from the compressed layer sizes) fits twice over in
-// both the tmpfs and the available memory.
-std::string sif_work_parent(uint64_t compressed_bytes) {
-  if (std::getenv("RBOX_TMPDIR") || std::getenv("TMPDIR")) return fs::temp_root();
-  uint64_t estimate = compressed_bytes * 4 + (64u << 20);
-  struct statfs sf;
-  if (::statfs("/dev/shm", &sf) == 0 && sf.f_type == TMPFS_MAGIC &&
-      static_cast<uint64_t>(sf.f_bavail) * sf.f_bsize >= 2 * estimate && mem_available() >= 2 * estimate &&
-      ::access("/dev/shm", W_OK) == 0)
-    return "/dev/shm";
-  return fs::temp_root();
-}
-
-// `rbox pull IMAGE.sif SOURCE`: unpack into a temporary root, add the /.singularity.d metadata
-// of an OCI image (as a build from the same URI does), then pack the SIF (temp file + rename).
-int pull_to_sif(const std::string& out, const std::string& source, const oci::PullOptions& po, bool force,
-                bool fix_perms) {
-  if (fs::exists(out) && !force) throw Error(out + " already exists; pass --force to replace it");
-  if (fs::is_dir(out)) throw Error(out + " is a directory; use --dir to unpack into a directory");
-  auto info = oci::inspect_image(source, po);  // kept for unpack_image: no second manifest fetch
-  std::string parent = sif_work_parent(info.compressed_bytes);
-  log::verbose("temporary root filesystem in " + parent);
-  fs::TempDir work("rbox-pull-", parent);
-  std::string rootfs = work.path() + "/rootfs";
-  fs::mkdir_p(rootfs, 0755);
-  auto img = oci::unpack_image(source, rootfs, po);
-  if (fix_perms) oci::grant_owner_access(rootfs);
-  build::RootFs root(rootfs);
-  build::write_base_environment(root, true);
-  build::OciImageConfig c;
-  c.env = img.config.env;
-  c.entrypoint = img.config.entrypoint;
-  c.cmd = img.config.cmd;
-  c.labels = img.config.labels;
-  c.config_json = config_object(img.config.raw_json);
-  c.base_name = img.source;
-  c.base_digest = img.manifest_digest;
-  build::write_oci_metadata(root, c);
-  // Packing cannot be interrupted cooperatively: Ctrl-C terminates as usual from here on.
-  handle_interrupts(false);
-  image::PackSifOptions so;
-  so.deffile = build::definition_for_uri(source);
-  so.oci_config = c.config_json;
-  auto t0 = std::chrono::steady_clock::now();
-  image::PackSifResult r;
-  try {
-    r = image::pack_sif(rootfs, out, so);
-  } catch (const Error& e) {
-    if (e.message().find("Permission denied") == std::string::npos || fix_perms) throw;
-    throw Error(e.message() + "; the image has files its owner cannot read: pull with --fix-perms");
-  }
-  log::debug("packed " + out + " in " +
-             std::to_string(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()) +
-             " s");
-  log::info("wrote " + out + " from " + img.source + " (" + str::human_bytes(r.sif_bytes) + ", " + r.arch +
-            ")");
-  return exit_code::kOk;
-}
 
 bool looks_like_source(const std::string& s) {
   for (const char* p : {"docker://", "oci:", "oci-archive:", "docker-archive:"})
@@ -126,6 +36,8 @@ std::string default_sif_name(const std::string& source) {
   if (auto dot = base.find('.'); dot != std::string::npos && dot > 0) base = base.substr(0, dot);
   return base + (src.tag.empty() ? "" : "_" + src.tag) + ".sif";
 }
+
+void handle_interrupts(bool on);
 
 // Ctrl-C (and TERM/HUP) stop the pull cleanly: no temporary directory or file is left behind.
 // A second signal terminates at once (the default action).
@@ -206,7 +118,16 @@ void register_pull(CLI::App& app, Context& ctx) {
       log::error("pull needs an output: rbox pull IMAGE.sif SOURCE, or rbox pull --dir DIR SOURCE");
       return exit_code::kUsage;
     }
-    return pull_to_sif(o->image, o->source, po, o->force, o->fix_perms);
+    build::PullSifOptions so;
+    so.pull = po;
+    so.force = o->force;
+    so.fix_perms = o->fix_perms;
+    // Packing cannot be interrupted cooperatively: Ctrl-C terminates as usual from there on.
+    so.before_pack = [] { handle_interrupts(false); };
+    auto r = build::pull_to_sif(o->image, o->source, so);
+    log::info("wrote " + o->image + " from " + r.source + " (" + str::human_bytes(r.sif_bytes) + ", " +
+              r.arch + ")");
+    return exit_code::kOk;
   });
 }
 

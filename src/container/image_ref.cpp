@@ -24,7 +24,7 @@ void set_remote_image_resolver(RemoteImageResolver r) {
 }
 
 bool is_remote_reference(const std::string& ref) {
-  for (const char* p : {"docker://", "docker-archive:", "docker-daemon:", "oci://", "oci-archive:", "oras://",
+  for (const char* p : {"docker://", "docker-archive:", "docker-daemon:", "oci:", "oci-archive:", "oras://",
                         "library://", "shub://", "http://", "https://"})
     if (str::starts_with(ref, p)) return true;
   return false;

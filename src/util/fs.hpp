@@ -7,6 +7,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "util/fd.hpp"
 
@@ -15,6 +16,8 @@ namespace rbox::fs {
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, std::string_view data, mode_t mode = 0644);
 bool exists(const std::string& path);  // lstat succeeds
+// Names in a directory (no "." or ".."), sorted; empty when it does not exist.
+std::vector<std::string> list_dir(const std::string& path);
 bool is_dir(const std::string& path);  // stat (follows links) says directory
 void mkdir_p(const std::string& path, mode_t mode = 0755);
 // Removes a file or a whole tree without following symlinks; makes read-only directories
