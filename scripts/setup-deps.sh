@@ -17,7 +17,7 @@ TEST_PKGS=(
   busybox-static debootstrap uidmap tmux syncthing openssl apache2-utils python3
   zstd xz-utils curl ca-certificates attr acl jq golang-go golang-github-sylabs-sif-dev
 )
-BENCH_PKGS=(podman bubblewrap hyperfine)
+BENCH_PKGS=(podman runc bubblewrap hyperfine)
 
 want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")
 case "${1:-}" in

@@ -85,8 +85,13 @@ command -v bwrap >/dev/null && add "bwrap dir" "bwrap --unshare-all --ro-bind $d
 add "unshare -Ur" "unshare -Ur true"
 if command -v podman >/dev/null; then
   if as_bench podman image exists rbox-bench 2>/dev/null || tar -C "$dir/rootfs" -c . | as_bench podman import -q - rbox-bench >/dev/null 2>&1; then
-    # --cgroups=disabled: crun refuses hybrid cgroup hierarchies (seen on the dev VM).
-    add "podman run" "podman run --rm --network=none --cgroups=disabled rbox-bench $true_bin"
+    # crun refuses hybrid cgroup v1/v2 hierarchies (this VM), even with --cgroups=disabled;
+    # runc with cgroupfs works there, so fall back to it.
+    podman_run="podman run --rm --network=none --cgroups=disabled"
+    if ! as_bench $podman_run rbox-bench $true_bin >/dev/null 2>&1 && command -v runc >/dev/null; then
+      podman_run="podman --runtime runc --cgroup-manager=cgroupfs run --rm --network=none"
+    fi
+    add "podman run" "$podman_run rbox-bench $true_bin"
   else
     echo "startup.sh: podman cannot import the image as $user; skipping podman" >&2
   fi

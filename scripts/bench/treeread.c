@@ -118,7 +118,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < threads; i++) pthread_join(tid[i], NULL);
   clock_gettime(CLOCK_MONOTONIC, &t1);
   double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-  printf("ms=%.1f files=%llu dirs=%llu links=%llu other=%llu bytes=%llu errors=%llu\n", ms, n_files, n_dirs, n_links,
-         n_other, n_bytes, n_errors);
+  printf("ms=%.1f files=%llu dirs=%llu links=%llu other=%llu bytes=%llu errors=%llu\n", ms, n_files, n_dirs,
+         n_links, n_other, n_bytes, n_errors);
   return n_errors ? 1 : 0;
 }
