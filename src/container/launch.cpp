@@ -299,8 +299,15 @@ int launch(const Plan& plan) {
   }
   ::close(pipefd[1]);
   Outcome out = supervise(child, pipefd[0], plan.ns.pid);
-  if (served) {
-    served.reset();
+  // The command's status means little if the image vanished under it (ENOTCONN on every
+  // access): say so with a code of its own.
+  const bool server_died = served && served->server_stopped();
+  served.reset();
+  if (server_died) {
+    log::error("the image server for " + img.path +
+               " stopped while the command ran (FUSE connection ended); the command's exit status " +
+               std::to_string(out.status) + " is not reliable");
+    return exit_code::kImageServerDied;
   }
   int code = 0;
   std::string message;

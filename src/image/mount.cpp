@@ -424,4 +424,9 @@ std::string Mount::describe_stats() const {
   return impl_ && impl_->server ? impl_->server->describe_stats() : std::string();
 }
 
+bool Mount::server_stopped() const {
+  return impl_ && impl_->method == MountMethod::kFuse && impl_->mounted && impl_->server &&
+         !impl_->server->running();
+}
+
 }  // namespace rbox::image

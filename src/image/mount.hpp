@@ -93,6 +93,9 @@ class Mount {
   void unmount();
   // One line of FUSE counters (requests, caches) for --verbose; empty for other methods.
   std::string describe_stats() const;
+  // True when this is a FUSE mount whose server has stopped although it was never unmounted
+  // (the connection was aborted, or every worker failed): processes using it saw ENOTCONN.
+  bool server_stopped() const;
 
   struct Impl;
 

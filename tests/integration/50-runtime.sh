@@ -100,6 +100,25 @@ test_signals_reach_the_command() {
   done
 }
 
+# The image server dying under the command (here: root aborts the FUSE connection through
+# /sys/fs/fuse/connections) gives exit code 254, not the command's own failure status.
+test_image_server_death_is_reported() {
+  local out=$RBOX_IT_DIR/fuse-abort.out before conn rc
+  mountpoint -q /sys/fs/fuse/connections || mount -t fusectl none /sys/fs/fuse/connections 2>/dev/null
+  mountpoint -q /sys/fs/fuse/connections || { skip "no fusectl filesystem"; return 0; }
+  before=$(ls /sys/fs/fuse/connections | sort)
+  as_user "$RBOX" exec "$RT/image.sif" sh -c 'sleep 2; cat /data/file; ls /bin >/dev/null' >"$out" 2>&1 &
+  local rbox_pid=$!
+  sleep 1
+  conn=$(comm -13 <(echo "$before") <(ls /sys/fs/fuse/connections | sort) | tail -1)
+  [ -n "$conn" ] || fail "no new FUSE connection while the command runs"
+  [ -n "$conn" ] && echo 1 >"/sys/fs/fuse/connections/$conn/abort"
+  wait "$rbox_pid"
+  rc=$?
+  assert_eq "$EXIT_IMAGE_SERVER_DIED" "$rc" "exit code after the image server died"
+  assert_contains "$(cat "$out")" "image server" "the error names the image server"
+}
+
 test_launcher_waits_for_left_behind_processes() {
   local start end
   start=$(date +%s%N)
