@@ -347,11 +347,23 @@ test_unsquash_and_check() {
   assert_status 0 as_user "$RBOX" check
 }
 
-test_remote_references_have_a_seam() {
-  local out
+# docker:// and oci: references run from a SIF converted once into the cache.
+test_remote_references() {
+  local out cache=$RBOX_IT_DIR/remote-cache
+  # shellcheck disable=SC1090
+  . "$RBOX_TESTENV"
+  mkdir -p "$cache" && chmod 0777 "$cache"
+  out=$(as_user RBOX_CACHEDIR="$cache" "$RBOX" exec "docker://$RBOX_REG_HTTP/busybox:latest" busybox echo from-registry 2>&1)
+  assert_contains "$out" from-registry "exec docker://"
+  assert_eq 1 "$(ls "$cache"/sif/*.sif | wc -l)" "one cached SIF"
+  out=$(as_user RBOX_CACHEDIR="$cache" "$RBOX" -v exec "docker://$RBOX_REG_HTTP/busybox:latest" busybox echo again 2>&1)
+  assert_contains "$out" "using cached" "second run uses the cached SIF"
+  out=$(as_user RBOX_CACHEDIR="$cache" "$RBOX" exec "oci:$RBOX_OCI_LAYOUT_BUSYBOX" busybox echo from-layout 2>&1)
+  assert_contains "$out" from-layout "exec oci:"
   out=$(as_user "$RBOX" exec instance://nope true 2>&1)
   assert_contains "$out" "instance" "instance:// is recognised"
   assert_status 1 as_user "$RBOX" exec /no/such/image.sif true
+  assert_status 1 as_user "$RBOX" exec library://alpine true
 }
 
 # Kernels without overlayfs in a user namespace (< 5.11) get a tmpfs skeleton; RBOX_NO_OVERLAY=1
