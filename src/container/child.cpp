@@ -118,8 +118,8 @@ void set_env(std::vector<std::string>& env, const std::string& kv) {
   env.push_back(kv);
 }
 
-ExecSpec prepare_exec(const Plan& plan, const std::string& cwd) {
-  ImageEnvironment image = read_image_environment();
+ExecSpec prepare_exec(const Plan& plan, const std::string& cwd, const ImageFacts* facts) {
+  ImageEnvironment image = facts && facts->environment ? *facts->environment : read_image_environment();
   NativeEnvironment native = evaluate_natively(plan.env, image, file_test);
   std::string action(action_name(plan.action));
   if (!native.supported) {
@@ -308,14 +308,14 @@ void container_child(const ChildContext& ctx) noexcept {
     // the container never sees its own image mount and root. Set here, after the copy: a
     // namespace copy does not keep the flag (seen on Linux 6.18).
     sys::mount("", ctx.session.dir, nullptr, MS_UNBINDABLE);
-    build_root(plan, ctx.session);
+    build_root(plan, ctx.session, ctx.facts);
     sys::pivot_into(ctx.session.new_root());
     // The launcher is not dumpable (its /proc/PID/root is the host's root); from here on this
     // process only sees the container, and the id-map files below must be ours to write.
     ::prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
     if (plan.ids.uid == 0 && !plan.ids.subuid) lock_mounts(plan.ids.uid, plan.ids.gid);
     std::string cwd = enter_cwd(plan);
-    ExecSpec spec = prepare_exec(plan, cwd);
+    ExecSpec spec = prepare_exec(plan, cwd, ctx.facts);
     if (spec.exit_without_exec >= 0) ::_exit(spec.exit_without_exec);
     if (plan.ns.pid && plan.ns.init) {
       pid_t command = ::fork();

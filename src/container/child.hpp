@@ -23,6 +23,7 @@ struct ChildContext {
   int report_fd = -1;      // write end; close-on-exec
   sigset_t original_mask;  // restored just before exec
   pid_t launcher = 0;
+  const ImageFacts* facts = nullptr;  // what the launcher read from the image in-process
 };
 
 [[noreturn]] void container_child(const ChildContext& ctx) noexcept;

@@ -278,6 +278,12 @@ int launch(const Plan& plan) {
                session.lower);
   }
 
+  // The child would walk the image through FUSE for every mount target and environment script;
+  // the reader answers the same questions in-process (start-up time, FUSE.md §3.4).
+  ImageFacts facts;
+  if (served)
+    if (auto reader = served->reader()) facts = learn_image_facts(plan, *reader);
+
   if (!plan.ns.pid) ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0) throw sys_error("pipe");
@@ -287,6 +293,7 @@ int launch(const Plan& plan) {
   ctx.report_fd = pipefd[1];
   ctx.original_mask = original;
   ctx.launcher = ::getpid();
+  ctx.facts = &facts;
   pid_t child = ::fork();
   if (child < 0) {
     ::close(pipefd[0]);

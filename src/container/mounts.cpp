@@ -84,14 +84,20 @@ std::string Resolved::full() const {
   return "/" + str::join(all, "/");
 }
 
-Resolved resolve_in_root(int rootfd, const std::string& path) {
+namespace {
+
+// Walks a path like openat2(RESOLVE_IN_ROOT) over any tree: Walker supplies root(),
+// lookup(dir, name) -> optional<mode_t> (lstat), enter(dir, name) -> Node (a directory) and
+// readlink(dir, name). Nodes are kept per existing component so ".." is a pop.
+template <class Walker>
+Resolved walk_in_root(Walker& w, const std::string& path) {
+  using Node = typename Walker::Node;
   Resolved r;
   std::deque<std::string> todo;
   for (auto& c : str::split(path, '/'))
     if (!c.empty() && c != ".") todo.push_back(c);
-  std::vector<UniqueFd> fds;  // fds[i] = directory at existing[0..i)
-  fds.emplace_back(::fcntl(rootfd, F_DUPFD_CLOEXEC, 3));
-  if (!fds.back()) throw sys_error("dup");
+  std::vector<Node> nodes;  // nodes[i] = directory at existing[0..i)
+  nodes.push_back(w.root());
   int links = 0;
   while (!todo.empty()) {
     std::string c = todo.front();
@@ -100,13 +106,13 @@ Resolved resolve_in_root(int rootfd, const std::string& path) {
     if (c == "..") {
       if (!r.existing.empty()) {
         r.existing.pop_back();
-        fds.pop_back();
+        r.modes.pop_back();
+        nodes.pop_back();
       }
       continue;
     }
-    struct stat st {};
-    if (::fstatat(fds.back().get(), c.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      if (errno != ENOENT) throw sys_error("stat", r.canonical() + "/" + c);
+    std::optional<mode_t> mode = w.lookup(nodes.back(), c, r.canonical());
+    if (!mode) {
       // The rest is created as plain directories: ".." there just drops the previous one.
       r.missing.push_back(c);
       for (auto& rest : todo) {
@@ -119,27 +125,24 @@ Resolved resolve_in_root(int rootfd, const std::string& path) {
       if (r.missing.empty()) r.last_is_dir = true;
       return r;
     }
-    if (S_ISLNK(st.st_mode)) {
+    if (S_ISLNK(*mode)) {
       if (++links > 40)
         throw Error("resolve " + path + " in the container: too many levels of symbolic links");
-      char buf[4096];
-      ssize_t n = ::readlinkat(fds.back().get(), c.c_str(), buf, sizeof buf - 1);
-      if (n < 0) throw sys_error("readlink", r.canonical() + "/" + c);
-      std::string target(buf, static_cast<size_t>(n));
+      std::string target = w.readlink(nodes.back(), c, r.canonical());
       if (!target.empty() && target[0] == '/') {
         r.existing.clear();
-        fds.resize(1);
+        r.modes.clear();
+        nodes.resize(1);
       }
       auto parts = str::split(target, '/');
       for (auto it = parts.rbegin(); it != parts.rend(); ++it)
         if (!it->empty() && *it != ".") todo.push_front(*it);
       continue;
     }
-    if (S_ISDIR(st.st_mode)) {
-      int fd = ::openat(fds.back().get(), c.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (fd < 0) throw sys_error("open", r.canonical() + "/" + c);
-      fds.emplace_back(fd);
+    if (S_ISDIR(*mode)) {
+      nodes.push_back(w.enter(nodes.back(), c, r.canonical()));
       r.existing.push_back(c);
+      r.modes.push_back(*mode & 07777);
       r.last_is_dir = true;
       continue;
     }
@@ -150,10 +153,72 @@ Resolved resolve_in_root(int rootfd, const std::string& path) {
       throw Error("resolve " + path + " in the container: " + r.canonical() + "/" + c +
                   " is not a directory");
     r.existing.push_back(c);
+    r.modes.push_back(*mode & 07777);
     r.last_is_dir = false;
-    fds.emplace_back(-1);
+    nodes.push_back(Node{});
   }
   return r;
+}
+
+// The kernel's view through directory fds (O_PATH, never following a final symlink).
+struct FdWalker {
+  using Node = UniqueFd;
+  int rootfd;
+  Node root() const {
+    UniqueFd fd(::fcntl(rootfd, F_DUPFD_CLOEXEC, 3));
+    if (!fd) throw sys_error("dup");
+    return fd;
+  }
+  std::optional<mode_t> lookup(const Node& dir, const std::string& c, const std::string& where) const {
+    struct stat st {};
+    if (::fstatat(dir.get(), c.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return st.st_mode;
+    if (errno != ENOENT) throw sys_error("stat", where + "/" + c);
+    return std::nullopt;
+  }
+  Node enter(const Node& dir, const std::string& c, const std::string& where) const {
+    UniqueFd fd(::openat(dir.get(), c.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd) throw sys_error("open", where + "/" + c);
+    return fd;
+  }
+  std::string readlink(const Node& dir, const std::string& c, const std::string& where) const {
+    char buf[4096];
+    ssize_t n = ::readlinkat(dir.get(), c.c_str(), buf, sizeof buf - 1);
+    if (n < 0) throw sys_error("readlink", where + "/" + c);
+    return std::string(buf, static_cast<size_t>(n));
+  }
+};
+
+// A TreeView: lookups are in-process and cheap, so enter() and readlink() simply look again.
+struct ViewWalker {
+  using Node = TreeView::Node;
+  TreeView& view;
+  Node root() { return view.root(); }
+  std::optional<mode_t> lookup(Node dir, const std::string& c, const std::string&) {
+    Node ignored = 0;
+    return view.lookup(dir, c, &ignored);
+  }
+  Node enter(Node dir, const std::string& c, const std::string&) {
+    Node child = 0;
+    view.lookup(dir, c, &child);
+    return child;
+  }
+  std::string readlink(Node dir, const std::string& c, const std::string&) {
+    Node link = 0;
+    view.lookup(dir, c, &link);
+    return view.readlink(link);
+  }
+};
+
+}  // namespace
+
+Resolved resolve_in_root(int rootfd, const std::string& path) {
+  FdWalker w{rootfd};
+  return walk_in_root(w, path);
+}
+
+Resolved resolve_in_view(TreeView& view, const std::string& path) {
+  ViewWalker w{view};
+  return walk_in_root(w, path);
 }
 
 UniqueFd open_in_root(int rootfd, const std::string& path, int flags) {
@@ -177,11 +242,14 @@ UniqueFd open_in_root(int rootfd, const std::string& path, int flags) {
 void create_mount_point(int layer_rootfd, int image_rootfd, const Resolved& r, bool file) {
   if (r.missing.empty()) return;
   std::string rel;
-  for (const auto& c : r.existing) {
-    rel += (rel.empty() ? "" : "/") + c;
+  for (size_t i = 0; i < r.existing.size(); ++i) {
+    rel += (rel.empty() ? "" : "/") + r.existing[i];
     struct stat st {};
     mode_t mode = 0755;
-    if (::fstatat(image_rootfd, rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) mode = st.st_mode & 07777;
+    if (i < r.modes.size())
+      mode = r.modes[i];
+    else if (::fstatat(image_rootfd, rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
+      mode = st.st_mode & 07777;
     if (::mkdirat(layer_rootfd, rel.c_str(), 0700) != 0 && errno != EEXIST) throw sys_error("mkdir", rel);
     ::fchmodat(layer_rootfd, rel.c_str(), mode, 0);
   }

@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <sys/types.h>
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +36,7 @@ struct Resolved {
   std::vector<std::string> existing;  // components from the root, all directories but the last
   std::vector<std::string> missing;   // to be created beneath existing
   bool last_is_dir = true;            // type of existing.back() when missing is empty
+  std::vector<mode_t> modes;          // permission bits of each existing directory
   std::string canonical() const;      // "/" + existing joined
   std::string full() const;           // existing + missing, as an absolute path
 };
@@ -42,13 +45,29 @@ struct Resolved {
 // root, ".." never climbs above it. Throws on loops (ELOOP) and on a file used as a directory.
 Resolved resolve_in_root(int rootfd, const std::string& path);
 
+// A tree that can be walked without the kernel: the image's own reader answers in-process what
+// FUSE would answer with one round trip per name (container/image_facts.cpp).
+class TreeView {
+ public:
+  using Node = uint64_t;  // a directory or link handle of the view
+  virtual ~TreeView() = default;
+  virtual Node root() = 0;
+  // The type and permission bits of name in dir (not following a final symlink), or nullopt
+  // when it does not exist. *child receives its handle.
+  virtual std::optional<mode_t> lookup(Node dir, const std::string& name, Node* child) = 0;
+  virtual std::string readlink(Node link) = 0;
+};
+// resolve_in_root over a TreeView: the same rules, the same results.
+Resolved resolve_in_view(TreeView& view, const std::string& path);
+
 // Opens an existing path inside the root (O_PATH, final component not followed when it is a
 // symlink — callers resolve first). Throws when missing.
 UniqueFd open_in_root(int rootfd, const std::string& path, int flags = O_PATH);
 
 // Creates the missing components of r below dirfd (the writable layer's root): directories with
 // mode 0755, the last one a directory or an empty file. Existing components are created as
-// directories too, with the modes of src_rootfd's directories (so the merged view keeps them).
+// directories too, with the modes of src_rootfd's directories (so the merged view keeps them),
+// taken from r.modes when the resolver recorded them.
 void create_mount_point(int layer_rootfd, int image_rootfd, const Resolved& r, bool file);
 
 // pivot_root(".", ".") into new_root, then lazily detach the old root (PEERS.md A3).

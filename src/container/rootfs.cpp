@@ -279,7 +279,7 @@ void prepare_session(const SessionLayout& s, unsigned size_mib) {
   ::chmod(s.files().c_str(), 0755);
 }
 
-void build_root(const Plan& plan, const SessionLayout& s) {
+void build_root(const Plan& plan, const SessionLayout& s, const ImageFacts* facts) {
   UniqueFd image = open_dir(s.lower);
   const std::string root = s.new_root();
   // Where each target landed when the mount points were made: the merged root shows the same
@@ -298,7 +298,9 @@ void build_root(const Plan& plan, const SessionLayout& s) {
       const auto& e = plan.mounts[i];
       if (under_earlier_mount(plan, i)) continue;
       try {
-        Resolved r = sys::resolve_in_root(image.get(), e.target);
+        const ImageFacts::Target* fact = facts && i < facts->targets.size() ? &facts->targets[i] : nullptr;
+        if (fact && fact->known && !fact->error.empty()) throw Error(fact->error);
+        Resolved r = fact && fact->known ? fact->resolved : sys::resolve_in_root(image.get(), e.target);
         if (plan.root.overlays.empty()) {  // a user's layer could change what a path means
           Resolved done = r;
           done.existing.insert(done.existing.end(), r.missing.begin(), r.missing.end());
@@ -393,7 +395,9 @@ void build_root(const Plan& plan, const SessionLayout& s) {
         case MountKind::kPasswd:
         case MountKind::kGroup: {
           bool passwd = e.kind == MountKind::kPasswd;
-          auto text = image_file(image.get(), passwd ? "/etc/passwd" : "/etc/group");
+          const ImageFacts::File* known = facts ? (passwd ? &facts->passwd : &facts->group) : nullptr;
+          auto text = known && known->known ? known->text
+                                            : image_file(image.get(), passwd ? "/etc/passwd" : "/etc/group");
           if (!text) {
             log::verbose(e.target + " does not exist in the image; not adding the user to it");
             break;

@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "container/image_facts.hpp"
 #include "container/plan.hpp"
 
 namespace rbox::container {
@@ -32,7 +33,8 @@ struct SessionLayout {
 // the launcher, in its private mount namespace, before the image is mounted.
 void prepare_session(const SessionLayout& s, unsigned size_mib);
 
-// Builds plan's root at s.new_root() with every mount in place. Throws rbox::Error.
-void build_root(const Plan& plan, const SessionLayout& s);
+// Builds plan's root at s.new_root() with every mount in place. Throws rbox::Error. facts (may
+// be null) answers questions about the image without walking it through FUSE.
+void build_root(const Plan& plan, const SessionLayout& s, const ImageFacts* facts = nullptr);
 
 }  // namespace rbox::container

@@ -60,6 +60,8 @@ class Server {
   ServerStats stats() const;
   const FuseOps& ops() const { return *ops_; }
   const SquashfsReader& image() const { return *image_; }
+  // The reader the workers share (thread-safe): callers may look up paths with their own Context.
+  std::shared_ptr<SquashfsReader> shared_image() const { return image_; }
   // One line per counter, for --verbose output.
   std::string describe_stats() const;
 
@@ -70,6 +72,7 @@ class Server {
   void spawn(unsigned index);
 
   std::shared_ptr<SquashfsReader> image_;
+
   ServerOptions options_;
   std::unique_ptr<FuseOps> ops_;
   UniqueFd fd_;       // shared by the helpers (blocking reads)

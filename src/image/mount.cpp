@@ -424,6 +424,11 @@ std::string Mount::describe_stats() const {
   return impl_ && impl_->server ? impl_->server->describe_stats() : std::string();
 }
 
+std::shared_ptr<fuse::SquashfsReader> Mount::reader() const {
+  return impl_ && impl_->method == MountMethod::kFuse && impl_->server ? impl_->server->shared_image()
+                                                                       : nullptr;
+}
+
 bool Mount::server_stopped() const {
   return impl_ && impl_->method == MountMethod::kFuse && impl_->mounted && impl_->server &&
          !impl_->server->running();

@@ -96,6 +96,9 @@ class Mount {
   // True when this is a FUSE mount whose server has stopped although it was never unmounted
   // (the connection was aborted, or every worker failed): processes using it saw ENOTCONN.
   bool server_stopped() const;
+  // The in-process reader behind a FUSE mount (null for other methods): the launcher answers
+  // questions about the image's tree with it instead of FUSE round trips.
+  std::shared_ptr<fuse::SquashfsReader> reader() const;
 
   struct Impl;
 
