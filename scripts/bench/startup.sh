@@ -10,7 +10,8 @@
 #                ranges so rootless podman works; else rboxtest). Not root: runs as yourself.
 #   BENCH_ROOTFS tarball of the root filesystem (default: $RBOX_DEBIAN_ROOTFS_TAR from the test
 #                environment, a Debian bookworm minbase; else a busybox-static tree)
-#   BENCH_RUNS   measured runs per command (default 100), BENCH_WARMUP (default 10)
+#   BENCH_RUNS   measured runs per command (default 100), BENCH_WARMUP (default 10);
+#                BENCH_PODMAN_RUNS for podman (default 20)
 #   BENCH_DIR    scratch directory (default /var/tmp/rbox-bench; kept between runs)
 # Needs hyperfine, bwrap and podman (scripts/setup-deps.sh --bench); a missing peer is skipped.
 # Goals: rbox ≤ 5 ms, ≤ 2× bwrap, ≤ 0.04× podman, peak RSS ≤ 10 MiB. The machine must be quiet
@@ -74,22 +75,36 @@ if [ ! -f "$dir/image.sif" ] || [ "$dir/rbox" -nt "$dir/image.sif" ]; then
   "$dir/rbox" -q build -F "$dir/image.sif" "$dir/rootfs"
   chmod 0644 "$dir/image.sif"
 fi
+# The same tree with lz4hc: what the codec costs at start-up (decompressing ld.so and libc).
+if [ ! -f "$dir/image-lz4hc.sif" ] || [ "$dir/rbox" -nt "$dir/image-lz4hc.sif" ]; then
+  "$dir/rbox" -q build -F --compress lz4hc "$dir/image-lz4hc.sif" "$dir/rootfs"
+  chmod 0644 "$dir/image-lz4hc.sif"
+fi
 true_bin=/usr/bin/true
 [ -e "$dir/rootfs$true_bin" ] || true_bin=/bin/true
 
 cmds=(); names=()
 add() { names+=("$1"); cmds+=("$2"); }
 add "rbox exec SIF" "$dir/rbox exec $dir/image.sif $true_bin"
+add "rbox exec SIF lz4hc" "$dir/rbox exec $dir/image-lz4hc.sif $true_bin"
 add "rbox exec sandbox" "$dir/rbox exec $dir/rootfs $true_bin"
 command -v bwrap >/dev/null && add "bwrap dir" "bwrap --unshare-all --ro-bind $dir/rootfs / $true_bin"
 add "unshare -Ur" "unshare -Ur true"
 if command -v podman >/dev/null; then
-  if as_bench podman image exists rbox-bench 2>/dev/null || tar -C "$dir/rootfs" -c . | as_bench podman import -q - rbox-bench >/dev/null 2>&1; then
+  # Podman in a storage root of its own with the overlay driver: the user's default storage may
+  # be vfs (a full copy of the root filesystem per container: seconds per run, not podman's
+  # real start-up cost), and the user's images stay untouched.
+  proot=$dir/podman
+  mkdir -p "$proot"
+  [ "$(id -u)" -eq 0 ] && chown "$user" "$proot"
+  podman="podman --root $proot/root --runroot $proot/run --storage-driver overlay"
+  if as_bench $podman image exists rbox-bench 2>/dev/null ||
+    tar -C "$dir/rootfs" -c . | as_bench $podman import -q - rbox-bench >/dev/null 2>&1; then
     # crun refuses hybrid cgroup v1/v2 hierarchies (this VM), even with --cgroups=disabled;
     # runc with cgroupfs works there, so fall back to it.
-    podman_run="podman run --rm --network=none --cgroups=disabled"
+    podman_run="$podman run --rm --network=none --cgroups=disabled"
     if ! as_bench $podman_run rbox-bench $true_bin >/dev/null 2>&1 && command -v runc >/dev/null; then
-      podman_run="podman --runtime runc --cgroup-manager=cgroupfs run --rm --network=none"
+      podman_run="$podman --runtime runc --cgroup-manager=cgroupfs run --rm --network=none"
     fi
     add "podman run" "$podman_run rbox-bench $true_bin"
   else
@@ -112,19 +127,34 @@ for i in "${!cmds[@]}"; do
 done
 names=("${ok_names[@]}"); cmds=("${ok_cmds[@]}")
 
+# podman takes ~50x longer per run: it gets fewer runs (BENCH_PODMAN_RUNS, default 20), in a
+# hyperfine run of its own right after the others.
 json=$dir/results.json
-rm -f "$json"
-touch "$json"
-[ "$(id -u)" -eq 0 ] && chown "$user" "$json"
+json_podman=$dir/results-podman.json
+rm -f "$json" "$json_podman"
+touch "$json" "$json_podman"
+[ "$(id -u)" -eq 0 ] && chown "$user" "$json" "$json_podman"
 hf=(hyperfine -N --warmup "$warmup" --runs "$runs" --export-json "$json")
-for i in "${!cmds[@]}"; do hf+=(-n "${names[$i]}" "${cmds[$i]}"); done
+hf_podman=(hyperfine -N --warmup 2 --runs "${BENCH_PODMAN_RUNS:-20}" --export-json "$json_podman")
+for i in "${!cmds[@]}"; do
+  if [ "${names[$i]}" = "podman run" ]; then
+    hf_podman+=(-n "${names[$i]}" "${cmds[$i]}")
+  else
+    hf+=(-n "${names[$i]}" "${cmds[$i]}")
+  fi
+done
 (cd /tmp && as_bench "${hf[@]}" >/dev/null)
+if [ "${#hf_podman[@]}" -gt 7 ]; then
+  (cd /tmp && as_bench "${hf_podman[@]}" >/dev/null)
+else
+  echo '{"results": []}' >"$json_podman"
+fi
 
 rss_kib=$(as_bench sh -c "cd /tmp && /usr/bin/time -f %M $dir/rbox exec $dir/image.sif $true_bin" 2>&1 | tail -1)
 
-python3 - "$json" "$rss_kib" "$(cut -d' ' -f1-3 /proc/loadavg)" "$user" "$want" <<'PY'
+python3 - "$json" "$rss_kib" "$(cut -d' ' -f1-3 /proc/loadavg)" "$user" "$want" "$json_podman" <<'PY'
 import json, statistics, sys
-data = json.load(open(sys.argv[1]))["results"]
+data = json.load(open(sys.argv[1]))["results"] + json.load(open(sys.argv[6]))["results"]
 rss_kib, load, user, rootfs = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 med = {r["command"]: statistics.median(r["times"]) * 1000 for r in data}
 mn = {r["command"]: min(r["times"]) * 1000 for r in data}
@@ -143,6 +173,8 @@ ratio("bwrap dir", 2.0)
 ratio("unshare -Ur", None)
 ratio("podman run", 0.04)
 ratio("rbox exec sandbox", None)
+if "rbox exec SIF lz4hc" in med:
+    print(f"rbox SIF lz4hc median {med['rbox exec SIF lz4hc']:.2f} ms (images packed with --compress lz4hc)")
 print(f"rbox SIF median {r:.2f} ms (goal <= 5 ms: {'ok' if r <= 5 else 'over'})")
 try:
     mib = int(rss_kib) / 1024
