@@ -7,7 +7,8 @@
 #
 # Usage (root): scripts/bench/read.sh            ROUNDS=5 CODECS="zstd gzip" STARTUP_N=60
 #   VARIANTS="rbox kernel squashfuse dir" (extra: rbox-nospin rbox-w1 rbox-w2 rbox-w4 rbox-eager)
-#   RBOX_MOUNT_PROBE=path (default: newest build*/tests/mount_probe), RBOX_TEST_USER=rboxtest
+#   RBOX_MOUNT_PROBE=path (default: build-static/bin/mount_probe, else build/tests/mount_probe),
+#   RBOX_TEST_USER=rboxtest
 # States: cold = drop_caches + fresh mount; warm = image file in page cache + fresh mount (a new
 # container); hot = second pass over the same mount. For the directory, warm is hot.
 # Goal (issue 3): rbox ≥ 1.0× kernel squashfs with 1 reader and ≥ 2× with 8, in every state.
@@ -24,7 +25,15 @@ BENCH=${RBOX_BENCH_DIR:-/var/cache/rbox-bench}
 ROOTFS=$BENCH/bookworm-minbase
 USER_NAME=${RBOX_TEST_USER:-rboxtest}
 
-probe=${RBOX_MOUNT_PROBE:-$(ls -t "$src"/build*/tests/mount_probe 2>/dev/null | head -1)}
+# The release build's probe first: a sanitizer build's would measure ASan, not the server.
+probe=${RBOX_MOUNT_PROBE:-}
+if [ -z "$probe" ]; then
+  if [ -x "$src/build-static/bin/mount_probe" ]; then
+    probe=$src/build-static/bin/mount_probe
+  else
+    probe=$(ls -t "$src"/build/tests/mount_probe "$src"/build-*/tests/mount_probe 2>/dev/null | grep -v -e asan -e sanit | head -1)
+  fi
+fi
 [ -x "${probe:-}" ] || { echo "read.sh: no mount_probe; build it: ninja -C build mount_probe" >&2; exit 1; }
 id "$USER_NAME" >/dev/null 2>&1 || { echo "read.sh: no user $USER_NAME: run scripts/setup-test-env.sh up (or useradd -m $USER_NAME)" >&2; exit 1; }
 [ "$(stat -c %a /dev/fuse)" = 666 ] || { echo "read.sh: /dev/fuse must be mode 0666 for the unprivileged runs" >&2; exit 1; }

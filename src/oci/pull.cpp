@@ -65,9 +65,6 @@ struct Opened {
   Platform platform;
 };
 
-// Set from a signal handler (interrupt_pulls): a lock-free atomic store is async-signal-safe.
-std::atomic<int> g_interrupt_signal{0};
-static_assert(std::atomic<int>::is_always_lock_free);
 
 std::mutex g_memo_mu;
 std::map<std::string, std::shared_ptr<Opened>> g_memo;
@@ -156,14 +153,6 @@ std::string image_digest(const std::string& source, const PullOptions& opts) {
   return inspect_image(source, opts).manifest_digest;
 }
 
-void interrupt_pulls(int signal) {
-  g_interrupt_signal.store(signal);
-}
-
-static void check_interrupted() {
-  if (int sig = g_interrupt_signal.load())
-    throw Error("interrupted by signal " + std::to_string(sig), 128 + sig);
-}
 
 static PulledImage unpack(const std::string& source_text, const std::string& rootfs, const PullOptions& opts);
 
@@ -230,7 +219,7 @@ static PulledImage unpack(const std::string& source_text, const std::string& roo
         try {
           ProgressFn progress = [&, i](int64_t done) {
             if (bars[i]) bars[i]->set(static_cast<uint64_t>(done));
-            return !workers.cancel.load() && g_interrupt_signal.load() == 0;
+            return !workers.cancel.load() && interrupt_signal() == 0;
           };
           auto tf = std::chrono::steady_clock::now();
           // Layers are applied while they download: the applier gets the blob at once and

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "oci/interrupt.hpp"
 #include "oci/layer_apply.hpp"
 #include "oci/manifest.hpp"
 #include "oci/reference.hpp"
@@ -59,9 +60,6 @@ std::string image_digest(const std::string& source, const PullOptions& opts);
 // temporary root). On error the directory holds a partial tree: the caller discards it.
 PulledImage unpack_image(const std::string& source, const std::string& rootfs, const PullOptions& opts);
 
-// Asks running pulls to stop; async-signal-safe, for SIGINT/SIGTERM/SIGHUP handlers. They fail
-// with "interrupted by signal N" (exit code 128+N) and their temporary output is removed.
-void interrupt_pulls(int signal);
 
 // `rbox pull --dir DEST`: unpacks into a temporary directory next to dest and renames it into
 // place (atomically exchanging with an existing dest when force is set). dest must not exist

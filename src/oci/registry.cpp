@@ -12,6 +12,7 @@
 #include <random>
 #include <thread>
 
+#include "oci/interrupt.hpp"
 #include "oci/manifest.hpp"
 #include "util/base64.hpp"
 #include "util/log.hpp"
@@ -47,6 +48,7 @@ void backoff_sleep(int attempt, const http::Response* resp, const std::function<
   secs *= std::uniform_real_distribution<double>(0.8, 1.2)(rng);
   auto until = Clock::now() + std::chrono::milliseconds(static_cast<int>(secs * 1000));
   while (Clock::now() < until) {
+    check_interrupted();  // Ctrl-C during a back-off ends the pull now, not after the retries
     if (keep_going && !keep_going()) return;
     std::this_thread::sleep_for(
         std::min<Clock::duration>(std::chrono::milliseconds(100), until - Clock::now()));

@@ -402,6 +402,31 @@ test_interrupt_removes_temporary_output() {
   grep -q "range=bytes=$part- status=206" "$PROXY_LOG" || fail "the next pull did not resume at $part: $(cat "$PROXY_LOG")"
 }
 
+test_interrupt_during_retries() {
+  local w port pid i rc t0
+  w=$(workdir)
+  # Nothing listens on this port: the pull retries with back-off (seconds per attempt); SIGTERM
+  # must end it within a moment, not after the remaining attempts.
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  rpull "$w/cache" -q --dir "$w/dead" "docker://127.0.0.1:$port/busybox:latest" 2>"$w/dead.err" &
+  local bg=$!
+  for i in $(seq 50); do
+    pid=$(pgrep -n -u "$RBOX_TEST_USER" -f "$RBOX pull -q --dir $w/dead") && break
+    sleep 0.1
+  done
+  [ -n "${pid:-}" ] || fail "the pull did not start"
+  sleep 1.5  # into the second back-off
+  t0=$(date +%s%N)
+  kill -TERM "$pid"
+  wait "$bg"
+  rc=$?
+  local ms=$((($(date +%s%N) - t0) / 1000000))
+  assert_eq 143 "$rc" "exit status after SIGTERM ($(cat "$w/dead.err"))"
+  assert_contains "$(cat "$w/dead.err")" "interrupted by signal 15"
+  [ "$ms" -le 1000 ] || fail "the pull took $ms ms to stop after SIGTERM"
+  assert_no_file "$w/dead"
+}
+
 test_pull_to_sif() {
   local w out
   w=$(workdir)
