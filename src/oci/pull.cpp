@@ -65,7 +65,6 @@ struct Opened {
   Platform platform;
 };
 
-
 std::mutex g_memo_mu;
 std::map<std::string, std::shared_ptr<Opened>> g_memo;
 
@@ -152,7 +151,6 @@ std::string image_digest(const std::string& source, const PullOptions& opts) {
   }
   return inspect_image(source, opts).manifest_digest;
 }
-
 
 static PulledImage unpack(const std::string& source_text, const std::string& rootfs, const PullOptions& opts);
 
