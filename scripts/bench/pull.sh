@@ -44,6 +44,9 @@ as_user mkdir -m 0700 -p "$work/run/xdg"
 timed() {
   local d=$work/run/t
   as_user sh -c "rm -rf '$d'; mkdir -p '$d'"
+  # Write back what earlier runs left dirty (120 MB trees): a tool that syncs must not pay for
+  # another tool's writes.
+  sync
   local t0 t1
   t0=$(date +%s.%N)
   as_user sh -c "cd '$d' && $1" >/dev/null 2>"$work/err" || { echo "pull.sh: failed: $1" >&2; cat "$work/err" >&2; exit 1; }
