@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hostile_tree.hpp"
 #include "image/squash_writer.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
@@ -26,24 +27,15 @@ struct Image {
 
   Image() {
     const std::string& r = tree;
-    fs::mkdir_p(r + "/etc");
-    fs::mkdir_p(r + "/usr/share/zoneinfo");
+    test_trees::make_hostile_tree(r);
     fs::mkdir_p(r + "/private");
     ::chmod((r + "/private").c_str(), 0750);
     fs::mkdir_p(r + "/.singularity.d/env");
-    fs::write_file(r + "/etc/hosts", "x");
     fs::write_file(r + "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
-    fs::write_file(r + "/usr/share/zoneinfo/UTC", "z");
     fs::write_file(r + "/.singularity.d/env/90-environment.sh", "export A=1\n");
     fs::write_file(r + "/.singularity.d/env/01-base.sh", "export B=2\n");
     fs::write_file(r + "/.singularity.d/env/README", "not a script\n");
     ::symlink("passwd", (r + "/etc/group").c_str());  // group resolves to passwd's text
-    ::symlink("/usr/share/zoneinfo/UTC", (r + "/etc/localtime").c_str());
-    ::symlink("../../../../../../etc", (r + "/escape").c_str());
-    ::symlink("/proc/self/root/etc", (r + "/procroot").c_str());
-    ::symlink("loop2", (r + "/loop1").c_str());
-    ::symlink("loop1", (r + "/loop2").c_str());
-    ::symlink("var/home", (r + "/home").c_str());
     ::symlink("usr/./share/../share", (r + "/dots").c_str());
     treefd.reset(::open(r.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     image::SquashOptions o;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "container/host_check.hpp"
+#include "hostile_tree.hpp"
 #include "util/error.hpp"
 #include "util/fs.hpp"
 
@@ -20,18 +21,8 @@ struct Tree {
   fs::TempDir dir{"rbox-mounts-"};
   UniqueFd fd;
   Tree() {
-    const std::string r = dir.path();
-    fs::mkdir_p(r + "/etc");
-    fs::mkdir_p(r + "/usr/share/zoneinfo");
-    fs::write_file(r + "/etc/hosts", "x");
-    fs::write_file(r + "/usr/share/zoneinfo/UTC", "z");
-    ::symlink("/usr/share/zoneinfo/UTC", (r + "/etc/localtime").c_str());
-    ::symlink("../../../../../../etc", (r + "/escape").c_str());
-    ::symlink("/proc/self/root/etc", (r + "/procroot").c_str());
-    ::symlink("loop2", (r + "/loop1").c_str());
-    ::symlink("loop1", (r + "/loop2").c_str());
-    ::symlink("var/home", (r + "/home").c_str());
-    fd.reset(::open(r.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    test_trees::make_hostile_tree(dir.path());
+    fd.reset(::open(dir.path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   }
 };
 
