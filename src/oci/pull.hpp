@@ -60,7 +60,6 @@ std::string image_digest(const std::string& source, const PullOptions& opts);
 // temporary root). On error the directory holds a partial tree: the caller discards it.
 PulledImage unpack_image(const std::string& source, const std::string& rootfs, const PullOptions& opts);
 
-
 // `rbox pull --dir DEST`: unpacks into a temporary directory next to dest and renames it into
 // place (atomically exchanging with an existing dest when force is set). dest must not exist
 // unless force.
