@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "util/embedded.hpp"
@@ -119,7 +120,7 @@ void exec_one(const std::string& path, const std::vector<std::string>& argv, cha
 }  // namespace
 
 void exec_command(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                  std::string& tried) {
+                  std::string& tried, const std::vector<std::string>* absent_in) {
   auto envp = c_strings(env);
   if (argv.empty()) {
     errno = EINVAL;
@@ -135,6 +136,7 @@ void exec_command(const std::vector<std::string>& argv, const std::vector<std::s
   if (path.empty()) path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
   int best = ENOENT;
   for (const auto& dir : str::split(path, ':')) {
+    if (absent_in && std::find(absent_in->begin(), absent_in->end(), dir) != absent_in->end()) continue;
     std::string full = (dir.empty() ? "." : dir) + "/" + cmd;
     exec_one(full, argv, envp.data());
     // Like execvp: remember EACCES but keep looking; stop on errors other than "not here".

@@ -34,7 +34,9 @@ std::string env_lookup(const std::vector<std::string>& env, const std::string& n
 // Replaces the process with argv[0] (searched in env's PATH when it has no '/'); a file without
 // a #! line is run by /bin/sh, as execvp does. Returns only on failure, with errno set and
 // `tried` naming the path that failed best. Async-signal-safe apart from allocation.
+// absent_in: directories known to hold no entry named argv[0] (the image's reader said so);
+// the search skips them as if execve had failed with ENOENT there.
 void exec_command(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                  std::string& tried);
+                  std::string& tried, const std::vector<std::string>* absent_in = nullptr);
 
 }  // namespace rbox::container

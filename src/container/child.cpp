@@ -182,7 +182,9 @@ std::string enter_cwd(const Plan& plan) {
     if (ctx.plan->ids.fakeroot && !ctx.plan->ids.subuid) install_fakeroot_filter();
     ::sigprocmask(SIG_SETMASK, &ctx.original_mask, nullptr);
     std::string tried;
-    exec_command(spec.argv, spec.env, tried);
+    const ImageFacts* facts = ctx.facts;
+    bool known = facts && !spec.argv.empty() && !facts->command.empty() && facts->command == spec.argv[0];
+    exec_command(spec.argv, spec.env, tried, known ? &facts->command_absent_in : nullptr);
     int err = errno;
     if (err == ENOENT) {
       std::string where = spec.argv[0].find('/') == std::string::npos

@@ -119,6 +119,25 @@ std::optional<ImageEnvironment> environment(ReaderView& view) {
   return std::nullopt;  // /.singularity.d/env is a file: let the child see what it sees
 }
 
+// The directories of the default PATH (and their usual spellings) that resolve to a directory of
+// the image, lie under no mount of the plan and have no entry named the command. Only absence is
+// recorded: an entry that exists (a file, a link to anywhere) is left to execve.
+void absent_from_path(const Plan& plan, ReaderView& view, ImageFacts* facts) {
+  const std::string& cmd = plan.args[0];
+  if (cmd.empty() || cmd.find('/') != std::string::npos || cmd == "." || cmd == "..") return;
+  facts->command = cmd;
+  for (const char* dir : {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}) {
+    sys::Resolved r = sys::resolve_in_view(view, dir);
+    if (!r.missing.empty() || !r.last_is_dir) continue;
+    bool mounted = false;
+    for (const auto& m : plan.mounts)
+      mounted = mounted || overlaps(m.target, dir) || overlaps(m.target, r.canonical());
+    if (mounted) continue;
+    sys::TreeView::Node child = 0;
+    if (!view.lookup(view.node_of(r), cmd, &child)) facts->command_absent_in.push_back(dir);
+  }
+}
+
 }  // namespace
 
 ImageFacts learn_image_facts(const Plan& plan, image::fuse::SquashfsReader& reader) {
@@ -143,6 +162,8 @@ ImageFacts learn_image_facts(const Plan& plan, image::fuse::SquashfsReader& read
     facts.passwd = {true, file_text(view, "/etc/passwd")};
     facts.group = {true, file_text(view, "/etc/group")};
     if (env_safe) facts.environment = environment(view);
+    if (plan.action == Action::kExec && !plan.args.empty() && plan.root.overlays.empty())
+      absent_from_path(plan, view, &facts);
   } catch (const Error& e) {
     log::debug("reading the image's tree in-process: " + e.message() + "; the container finds out itself");
     return ImageFacts{};

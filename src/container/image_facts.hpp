@@ -30,6 +30,10 @@ struct ImageFacts {
   // The environment scripts as the container will see them; nullopt when something mounted over
   // the image (an overlay, a bind under /.singularity.d) could change them.
   std::optional<ImageEnvironment> environment;
+  // For `exec CMD` without a '/': the usual PATH directories that have no entry named CMD, so
+  // the PATH search skips them instead of asking FUSE (and failing an execve) in each.
+  std::string command;
+  std::vector<std::string> command_absent_in;
 };
 
 // Reads the facts for plan from reader. Never throws for a damaged image: what cannot be read is

@@ -29,6 +29,9 @@ struct Image {
     const std::string& r = tree;
     test_trees::make_hostile_tree(r);
     fs::mkdir_p(r + "/private");
+    fs::mkdir_p(r + "/usr/bin");
+    fs::write_file(r + "/usr/bin/tool", "#!/bin/sh\n");
+    ::symlink("usr/bin", (r + "/bin").c_str());
     ::chmod((r + "/private").c_str(), 0750);
     fs::mkdir_p(r + "/.singularity.d/env");
     fs::write_file(r + "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
@@ -108,4 +111,27 @@ TEST(ImageFacts, ReadsPasswdGroupAndEnvironment) {
   plan.mounts.pop_back();
   plan.root.overlays.push_back({"/some/overlay", true});
   EXPECT_FALSE(learn_image_facts(plan, *img.reader).environment);
+}
+
+TEST(ImageFacts, PathDirectoriesWithoutTheCommand) {
+  Image img;
+  Plan plan;
+  plan.action = Action::kExec;
+  plan.args = {"nothere"};
+  ImageFacts facts = learn_image_facts(plan, *img.reader);
+  EXPECT_EQ(facts.command, "nothere");
+  // /usr/local/* and /usr/sbin do not exist in the image: unknown, so they are searched as usual.
+  EXPECT_EQ(facts.command_absent_in, (std::vector<std::string>{"/usr/bin", "/bin"}));
+
+  plan.args = {"tool"};
+  EXPECT_TRUE(learn_image_facts(plan, *img.reader).command_absent_in.empty());
+
+  // A bind into the directory (here through the /bin link) could add the command: not skipped.
+  plan.args = {"nothere"};
+  plan.mounts.push_back(target("/usr/bin/nothere"));
+  EXPECT_TRUE(learn_image_facts(plan, *img.reader).command_absent_in.empty());
+
+  plan.mounts.clear();
+  plan.args = {"./nothere"};
+  EXPECT_TRUE(learn_image_facts(plan, *img.reader).command.empty());
 }
