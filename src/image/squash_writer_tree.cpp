@@ -62,9 +62,12 @@ int open_beneath(int rootfd, const std::string& rel, int flags) {
   return static_cast<int>(fd);
 }
 
+// One reader per CPU, at least two. Measured on the Debian tree with 2 CPUs (pack.sh): a cold
+// cache needs a second reader (0.67 → 0.44 s) and gains little from more (0.42 s with four); a warm
+// cache pays for every extra thread in wake-ups (0.34 s with one, 0.35 with two, 0.37–0.40 with four).
 unsigned reader_count() {
   long n = ::sysconf(_SC_NPROCESSORS_ONLN);
-  return static_cast<unsigned>(std::clamp<long>(2 * n, 2, 8));
+  return static_cast<unsigned>(std::clamp<long>(n, 2, 8));
 }
 
 }  // namespace
