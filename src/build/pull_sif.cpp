@@ -13,6 +13,8 @@
 #include "build/builder.hpp"
 #include "build/metadata.hpp"
 #include "build/rootfs.hpp"
+#include "deffile/parser.hpp"
+#include "image/sif_arch.hpp"
 #include "image/sif_pack.hpp"
 #include "oci/blob_store.hpp"
 #include "oci/root_dir.hpp"
@@ -82,9 +84,22 @@ PullSifResult pull_to_sif(const std::string& out, const std::string& source, con
   c.base_name = img.source;
   c.base_digest = img.manifest_digest;
   write_oci_metadata(root, c);
+  // Apptainer's pull is a build of "Bootstrap: docker / From: REF": the same labels.json (build
+  // labels with the base name and digest, the image's own labels) and .singularity.d/Singularity.
+  std::optional<std::string> def_text = definition_for_uri(source);
+  if (def_text) {
+    deffile::Definition def = deffile::parse_definition(*def_text, "pull " + source);
+    BuildInfo bi;
+    bi.arch = opts.pull.platform.arch.empty() ? image::host_goarch() : opts.pull.platform.arch;
+    bi.arch_variant = opts.pull.platform.variant;
+    bi.force = true;
+    bi.base_name = c.base_name;
+    bi.base_digest = c.base_digest;
+    write_metadata(root, def, *def_text, SectionFilter{}, bi);
+  }
   if (opts.before_pack) opts.before_pack();
   image::PackSifOptions so;
-  so.deffile = definition_for_uri(source);
+  so.deffile = def_text;
   so.oci_config = c.config_json;
   auto t0 = std::chrono::steady_clock::now();
   image::PackSifResult r;

@@ -439,6 +439,11 @@ test_pull_to_sif() {
   assert_contains "$out" "Def.FILE"
   out=$(as_user "$RBOX" inspect "$w/bb.sif" 2>&1)
   assert_contains "$out" "org.rbox.test.image: busybox" "image labels reach the SIF"
+  # Apptainer's pull labels: those of a build from "Bootstrap: docker".
+  assert_contains "$out" "org.label-schema.schema-version: 1.0"
+  assert_contains "$out" "org.label-schema.usage.singularity.deffile.from: $RBOX_REG_HTTP/busybox:latest"
+  assert_contains "$out" "org.opencontainers.image.base.digest: sha256:"
+  assert_contains "$out" "org.label-schema.build-arch: amd64"
   out=$(rpull "$w/cache" "$w/bb.sif" "oci:$RBOX_OCI_LAYOUT_LAYERS" 2>&1)
   assert_contains "$out" "--force"
   # The layers image has a mode-0000 file: unreadable for an unprivileged packer.
