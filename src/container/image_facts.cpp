@@ -56,14 +56,6 @@ class ReaderView : public sys::TreeView {
     return out;
   }
 
-  // Walks the resolved, existing path r to its node.
-  Node node_of(const sys::Resolved& r) {
-    Node n = root();
-    for (const auto& c : r.existing)
-      if (!lookup(n, c, &n)) throw Error(r.canonical() + " vanished from the image");
-    return n;
-  }
-
  private:
   fuse::SquashfsReader& reader_;
   fuse::SquashfsReader::ContextPtr ctx_;
@@ -72,28 +64,27 @@ class ReaderView : public sys::TreeView {
 // A regular file's text after following symlinks inside the image; nullopt when missing or not
 // a regular file (as the child's image_file() and stat() would see it).
 std::optional<std::string> file_text(ReaderView& view, const std::string& path) {
-  sys::Resolved r = sys::resolve_in_view(view, path);
+  sys::TreeView::Node node = 0;
+  sys::Resolved r = sys::resolve_in_view(view, path, &node);
   if (!r.missing.empty() || r.last_is_dir) return std::nullopt;
-  return view.text(view.node_of(r));
+  return view.text(node);
 }
 
+// One path lies within the other: a mount on either changes what the other shows.
 bool overlaps(const std::string& a, const std::string& b) {
-  auto under = [](const std::string& p, const std::string& dir) {
-    return p == dir || dir == "/" || str::starts_with(p, dir + "/");
-  };
-  return under(a, b) || under(b, a);
+  return path_within(a, b) || path_within(b, a);
 }
 
 // read_image_environment() of child.cpp, from the reader: the *.sh files of
 // /.singularity.d/env that are regular files, sorted by name; else /environment.
 std::optional<ImageEnvironment> environment(ReaderView& view) {
   ImageEnvironment out;
-  sys::Resolved dir = sys::resolve_in_view(view, "/.singularity.d/env");
+  sys::TreeView::Node node = 0;
+  sys::Resolved dir = sys::resolve_in_view(view, "/.singularity.d/env", &node);
   if (dir.missing.empty() && dir.last_is_dir) {
     // A directory reached through a symlink elsewhere is left to the child.
     if (dir.canonical() != "/.singularity.d/env") return std::nullopt;
     out.has_env_dir = true;
-    sys::TreeView::Node node = view.node_of(dir);
     for (const auto& n : view.names(node)) {
       if (n.size() <= 3 || !str::ends_with(n, ".sh")) continue;
       sys::TreeView::Node child = 0;
@@ -108,10 +99,11 @@ std::optional<ImageEnvironment> environment(ReaderView& view) {
     return out;
   }
   if (!dir.missing.empty()) {
-    sys::Resolved legacy = sys::resolve_in_view(view, "/environment");
+    sys::TreeView::Node file = 0;
+    sys::Resolved legacy = sys::resolve_in_view(view, "/environment", &file);
     if (legacy.canonical() != "/environment" && legacy.missing.empty()) return std::nullopt;
     if (legacy.missing.empty() && !legacy.last_is_dir) {
-      out.legacy_file = view.text(view.node_of(legacy));
+      out.legacy_file = view.text(file);
       if (!out.legacy_file) return std::nullopt;
     }
     return out;
@@ -119,7 +111,7 @@ std::optional<ImageEnvironment> environment(ReaderView& view) {
   return std::nullopt;  // /.singularity.d/env is a file: let the child see what it sees
 }
 
-// The directories of the default PATH (and their usual spellings) that resolve to a directory of
+// The directories of the default PATH that resolve to a directory of
 // the image, lie under no mount of the plan and have no entry named the command. Only absence is
 // recorded: an entry that exists (a file, a link to anywhere) is left to execve.
 void absent_from_path(const Plan& plan, ReaderView& view, ImageFacts* facts) {
@@ -127,14 +119,15 @@ void absent_from_path(const Plan& plan, ReaderView& view, ImageFacts* facts) {
   if (cmd.empty() || cmd.find('/') != std::string::npos || cmd == "." || cmd == "..") return;
   facts->command = cmd;
   for (const char* dir : {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}) {
-    sys::Resolved r = sys::resolve_in_view(view, dir);
+    sys::TreeView::Node node = 0;
+    sys::Resolved r = sys::resolve_in_view(view, dir, &node);
     if (!r.missing.empty() || !r.last_is_dir) continue;
     bool mounted = false;
     for (const auto& m : plan.mounts)
       mounted = mounted || overlaps(m.target, dir) || overlaps(m.target, r.canonical());
     if (mounted) continue;
     sys::TreeView::Node child = 0;
-    if (!view.lookup(view.node_of(r), cmd, &child)) facts->command_absent_in.push_back(dir);
+    if (!view.lookup(node, cmd, &child)) facts->command_absent_in.push_back(dir);
   }
 }
 

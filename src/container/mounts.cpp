@@ -34,11 +34,9 @@ void bind(const std::string& source, const std::string& target, bool recursive) 
   mount(source, target, nullptr, MS_BIND | (recursive ? MS_REC : 0));
 }
 
-namespace {
-
 // The flags a remount must repeat: inside a user namespace the kernel refuses a remount that
 // would clear a flag it locked (nosuid, nodev, noexec, atime settings, ro) — EPERM otherwise.
-unsigned long current_flags(const std::string& target) {
+unsigned long mount_flags(const std::string& target) {
   struct statvfs sv {};
   if (::statvfs(target.c_str(), &sv) != 0) throw sys_error("statvfs", target);
   unsigned long f = 0;
@@ -52,8 +50,6 @@ unsigned long current_flags(const std::string& target) {
   return f;
 }
 
-}  // namespace
-
 void make_read_only(const std::string& target, bool recursive) {
   // mount_setattr (5.12) changes a whole tree at once and only the attributes named.
   struct mount_attr attr {};
@@ -63,11 +59,11 @@ void make_read_only(const std::string& target, bool recursive) {
     return;
   if (errno != ENOSYS && errno != EINVAL)
     throw Error("make " + target + " read-only: mount_setattr: " + std::strerror(errno));
-  mount("", target, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | current_flags(target));
+  mount("", target, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | mount_flags(target));
 }
 
 void make_nosuid_nodev(const std::string& target) {
-  mount("", target, nullptr, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | current_flags(target));
+  mount("", target, nullptr, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | mount_flags(target));
 }
 
 std::string fd_path(int fd) {
@@ -87,10 +83,11 @@ std::string Resolved::full() const {
 namespace {
 
 // Walks a path like openat2(RESOLVE_IN_ROOT) over any tree: Walker supplies root(),
-// lookup(dir, name) -> optional<mode_t> (lstat), enter(dir, name) -> Node (a directory) and
-// readlink(dir, name). Nodes are kept per existing component so ".." is a pop.
+// lookup(dir, name) -> optional<mode_t> (lstat), then for that same name enter(dir, name) -> Node
+// (a directory), file(dir, name) -> Node (anything else) or readlink(dir, name). Nodes are kept
+// per existing component so ".." is a pop; *last receives the final one when nothing is missing.
 template <class Walker>
-Resolved walk_in_root(Walker& w, const std::string& path) {
+Resolved walk_in_root(Walker& w, const std::string& path, typename Walker::Node* last = nullptr) {
   using Node = typename Walker::Node;
   Resolved r;
   std::deque<std::string> todo;
@@ -155,8 +152,9 @@ Resolved walk_in_root(Walker& w, const std::string& path) {
     r.existing.push_back(c);
     r.modes.push_back(*mode & 07777);
     r.last_is_dir = false;
-    nodes.push_back(Node{});
+    nodes.push_back(w.file(nodes.back(), c));
   }
+  if (last) *last = std::move(nodes.back());
   return r;
 }
 
@@ -186,27 +184,21 @@ struct FdWalker {
     if (n < 0) throw sys_error("readlink", where + "/" + c);
     return std::string(buf, static_cast<size_t>(n));
   }
+  Node file(const Node&, const std::string&) const { return Node{}; }  // files are not opened
 };
 
-// A TreeView: lookups are in-process and cheap, so enter() and readlink() simply look again.
+// A TreeView: every call after lookup() concerns the name just looked up, so its handle is kept.
 struct ViewWalker {
   using Node = TreeView::Node;
   TreeView& view;
+  Node found = 0;
   Node root() { return view.root(); }
   std::optional<mode_t> lookup(Node dir, const std::string& c, const std::string&) {
-    Node ignored = 0;
-    return view.lookup(dir, c, &ignored);
+    return view.lookup(dir, c, &found);
   }
-  Node enter(Node dir, const std::string& c, const std::string&) {
-    Node child = 0;
-    view.lookup(dir, c, &child);
-    return child;
-  }
-  std::string readlink(Node dir, const std::string& c, const std::string&) {
-    Node link = 0;
-    view.lookup(dir, c, &link);
-    return view.readlink(link);
-  }
+  Node enter(Node, const std::string&, const std::string&) const { return found; }
+  Node file(Node, const std::string&) const { return found; }
+  std::string readlink(Node, const std::string&, const std::string&) { return view.readlink(found); }
 };
 
 }  // namespace
@@ -216,9 +208,9 @@ Resolved resolve_in_root(int rootfd, const std::string& path) {
   return walk_in_root(w, path);
 }
 
-Resolved resolve_in_view(TreeView& view, const std::string& path) {
+Resolved resolve_in_view(TreeView& view, const std::string& path, TreeView::Node* last) {
   ViewWalker w{view};
-  return walk_in_root(w, path);
+  return walk_in_root(w, path, last);
 }
 
 UniqueFd open_in_root(int rootfd, const std::string& path, int flags) {

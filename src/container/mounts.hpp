@@ -30,6 +30,10 @@ void make_nosuid_nodev(const std::string& target);
 
 std::string fd_path(int fd);  // "/proc/self/fd/N"
 
+// The MS_* flags target's mount has now (statvfs): a remount inside a user namespace must repeat
+// the ones the kernel locked (nosuid, nodev, noexec, atime settings, ro) or it fails with EPERM.
+unsigned long mount_flags(const std::string& target);
+
 // Where a path lands inside a root: the canonical existing part (symlinks resolved within the
 // root, ".." clamped at it) and the components that do not exist yet.
 struct Resolved {
@@ -57,8 +61,9 @@ class TreeView {
   virtual std::optional<mode_t> lookup(Node dir, const std::string& name, Node* child) = 0;
   virtual std::string readlink(Node link) = 0;
 };
-// resolve_in_root over a TreeView: the same rules, the same results.
-Resolved resolve_in_view(TreeView& view, const std::string& path);
+// resolve_in_root over a TreeView: the same rules, the same results. When nothing is missing,
+// *last (if given) receives the handle of the path's final component.
+Resolved resolve_in_view(TreeView& view, const std::string& path, TreeView::Node* last = nullptr);
 
 // Opens an existing path inside the root (O_PATH, final component not followed when it is a
 // symlink — callers resolve first). Throws when missing.
