@@ -13,7 +13,6 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,12 +22,15 @@
 #include <cstdio>
 #include <cstring>
 
+#include "container/mounts.hpp"
 #include "util/error.hpp"
 #include "util/fd.hpp"
 #include "util/subprocess.hpp"
 
 namespace rbox::build {
 namespace {
+
+namespace sys = container::sys;
 
 const std::vector<std::string> kDevices = {"null", "zero", "full", "random", "urandom", "tty"};
 
@@ -54,28 +56,13 @@ int open_in_root(int rootfd, const std::string& rel, int flags) {
   return static_cast<int>(::syscall(SYS_openat2, rootfd, rel.c_str(), &how, sizeof how));
 }
 
-std::string fd_path(int fd) {
-  return "/proc/self/fd/" + std::to_string(fd);
-}
-
-// Mount flags the kernel locks on a mount made in a less privileged namespace must be repeated in
-// a read-only remount, or it fails with EPERM (mount(2), "locked" flags).
-unsigned long locked_flags(const std::string& path) {
-  struct statvfs sv {};
-  if (::statvfs(path.c_str(), &sv) != 0) return 0;
-  unsigned long f = 0;
-  if (sv.f_flag & ST_NOSUID) f |= MS_NOSUID;
-  if (sv.f_flag & ST_NODEV) f |= MS_NODEV;
-  if (sv.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
-  if (sv.f_flag & ST_NOATIME) f |= MS_NOATIME;
-  if (sv.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
-  if (sv.f_flag & ST_RELATIME) f |= MS_RELATIME;
-  return f;
-}
-
 void remount_ro(const Child& c, const std::string& path) {
-  if (::mount(nullptr, path.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | locked_flags(path),
-              nullptr) != 0)
+  unsigned long locked = 0;
+  try {
+    locked = sys::mount_flags(path);
+  } catch (const Error&) {  // then the remount below reports what is wrong
+  }
+  if (::mount(nullptr, path.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | locked, nullptr) != 0)
     die(c, "remount read-only", path);
 }
 
@@ -105,13 +92,14 @@ void setup_rootfs(const Child& c, const LaunchSpec& s) {
   };
   {
     UniqueFd t(target("proc", false));
-    if (::mount("proc", fd_path(t.get()).c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
+    if (::mount("proc", sys::fd_path(t.get()).c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) !=
+        0)
       die(c, "mount proc on", root + "/proc");
   }
   {
     UniqueFd t(target("dev", false));
-    if (::mount("tmpfs", fd_path(t.get()).c_str(), "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536k") !=
-        0)
+    if (::mount("tmpfs", sys::fd_path(t.get()).c_str(), "tmpfs", MS_NOSUID | MS_NOEXEC,
+                "mode=755,size=65536k") != 0)
       die(c, "mount tmpfs on", root + "/dev");
   }
   // /dev is our fresh tmpfs now: plain paths below it cannot be redirected by the image.
@@ -134,7 +122,7 @@ void setup_rootfs(const Child& c, const LaunchSpec& s) {
   // /sys: sysfs itself cannot be mounted without a network namespace of our own; bind the host's
   // (best effort: nothing in a build should need it).
   if (int t = target("sys", true); t >= 0) {
-    ::mount("/sys", fd_path(t).c_str(), nullptr, MS_BIND | MS_REC, nullptr);
+    ::mount("/sys", sys::fd_path(t).c_str(), nullptr, MS_BIND | MS_REC, nullptr);
     ::close(t);
   }
   // A read-only root (%test) still gets writable scratch space, as `apptainer test` has its /tmp.
@@ -142,7 +130,7 @@ void setup_rootfs(const Child& c, const LaunchSpec& s) {
     for (const char* rel : {"tmp", "var/tmp"}) {
       int t = target(rel, true);
       if (t < 0) continue;
-      if (::mount("tmpfs", fd_path(t).c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") != 0)
+      if (::mount("tmpfs", sys::fd_path(t).c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") != 0)
         die(c, "mount tmpfs on", root + "/" + rel);
       ::close(t);
     }
@@ -150,13 +138,13 @@ void setup_rootfs(const Child& c, const LaunchSpec& s) {
   for (const auto& b : s.binds) {
     int t = target(b.destination, b.optional);
     if (t < 0) continue;
-    std::string p = fd_path(t);
+    std::string p = sys::fd_path(t);
     if (::mount(b.source.c_str(), p.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0)
       die(c, "bind", b.source + " on " + b.destination);
     ::close(t);
     if (b.read_only) {
       int t2 = target(b.destination, false);
-      remount_ro(c, fd_path(t2));
+      remount_ro(c, sys::fd_path(t2));
       ::close(t2);
     }
   }

@@ -8,6 +8,7 @@
 
 #include "build/pull_sif.hpp"
 #include "cli/app.hpp"
+#include "oci/interrupt.hpp"
 #include "oci/pull.hpp"
 #include "oci/reference.hpp"
 #include "util/error.hpp"

@@ -392,17 +392,6 @@ bool is_shell_name(std::string_view s) {
   return true;
 }
 
-std::string sh_single_quote(std::string_view s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'')
-      out += "'\\''";
-    else
-      out += c;
-  }
-  return out + "'";
-}
-
 ScriptOutcome run_env_script(std::string_view text, ShellVars& vars, const FileTest& file_test) {
   try {
     List list = sh::parse(sh::tokenize(text));

@@ -37,9 +37,6 @@ ScriptOutcome run_env_script(std::string_view text, ShellVars& vars, const FileT
 // needs a real shell (command substitution, special parameters).
 std::optional<std::string> expand_double_quoted(std::string_view text, const ShellVars& vars);
 
-// Single-quotes s for sh (the same as str::shell_quote; kept here so tests see one module).
-std::string sh_single_quote(std::string_view s);
-
 // True for a valid sh variable name.
 bool is_shell_name(std::string_view s);
 

@@ -308,9 +308,9 @@ std::vector<std::string> shell_environment(const EnvPlan& plan, const std::strin
   std::vector<std::string> inject, restore;
   for (const auto& v : plan.inject)
     inject.push_back("export " + v.name + "=" +
-                     (plan.no_eval ? sh_single_quote(v.value) : "\"" + dq_escape(v.value) + "\""));
+                     (plan.no_eval ? str::shell_quote(v.value) : "\"" + dq_escape(v.value) + "\""));
   for (const auto& v : plan.restore)
-    restore.push_back("__rbox_restore " + v.name + " " + sh_single_quote(v.value));
+    restore.push_back("__rbox_restore " + v.name + " " + str::shell_quote(v.value));
   add_chunks(env, "RBOX_ENV_INJECT_SH", inject);
   add_chunks(env, "RBOX_ENV_RESTORE_SH", restore);
   env.push_back("RBOX_ACTION=" + action);

@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "util/base64.hpp"
+#include "util/go_json.hpp"
 
 namespace rbox::deffile {
 
@@ -56,32 +57,8 @@ Json map_json(const std::map<std::string, std::string>& m) {
   return j;
 }
 
-// Go's encoder escapes these for HTML safety; they occur only inside strings, so a textual
-// replacement over the dump is exact.
-std::string go_escape(const std::string& dumped) {
-  std::string out;
-  out.reserve(dumped.size());
-  for (size_t i = 0; i < dumped.size(); ++i) {
-    char c = dumped[i];
-    if (c == '<') {
-      out += "\\u003c";
-    } else if (c == '>') {
-      out += "\\u003e";
-    } else if (c == '&') {
-      out += "\\u0026";
-    } else if (c == '\xE2' && i + 2 < dumped.size() && dumped[i + 1] == '\x80' &&
-               (dumped[i + 2] == '\xA8' || dumped[i + 2] == '\xA9')) {
-      out += dumped[i + 2] == '\xA8' ? "\\u2028" : "\\u2029";
-      i += 2;
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 std::string dump(const Json& j) {
-  return go_escape(j.dump(1, '\t', false, nlohmann::json::error_handler_t::replace)) + "\n";
+  return go_json::html_escape(j.dump(1, '\t', false, nlohmann::json::error_handler_t::replace)) + "\n";
 }
 
 }  // namespace

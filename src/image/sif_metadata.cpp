@@ -16,6 +16,7 @@
 
 #include "util/error.hpp"
 #include "util/fd.hpp"
+#include "util/go_json.hpp"
 #include "util/strings.hpp"
 
 namespace rbox::image {
@@ -60,30 +61,6 @@ void collect_env(const ReadImageFile& read, const ListImageDir& list, const std:
   };
   if (docker) take("10-docker", ".sh");
   take("9", "-environment.sh");
-}
-
-// Go's json.Marshal escapes <, > and & (and U+2028/9) for HTML safety; do the same so the SIF
-// object matches what Apptainer writes. Those bytes only occur inside strings in JSON text.
-std::string go_html_escape(const std::string& s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c == '<')
-      out += "\\u003c";
-    else if (c == '>')
-      out += "\\u003e";
-    else if (c == '&')
-      out += "\\u0026";
-    else if (c == '\xe2' && i + 2 < s.size() && s[i + 1] == '\x80' &&
-             (s[i + 2] == '\xa8' || s[i + 2] == '\xa9')) {
-      out += s[i + 2] == '\xa8' ? "\\u2028" : "\\u2029";
-      i += 2;
-    } else {
-      out += c;
-    }
-  }
-  return out;
 }
 
 Json string_map(const std::map<std::string, std::string>& m) {
@@ -165,7 +142,8 @@ std::string metadata_json(const InspectMetadata& m, bool pretty) {
   root["data"] = Json{{"attributes", attrs}};
   root["type"] = "container";
   const auto replace = nlohmann::json::error_handler_t::replace;
-  return go_html_escape(pretty ? root.dump(1, '\t', false, replace) : root.dump(-1, ' ', false, replace));
+  return go_json::html_escape(pretty ? root.dump(1, '\t', false, replace)
+                                     : root.dump(-1, ' ', false, replace));
 }
 
 InspectMetadata parse_metadata_json(std::string_view text) {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "oci/blob_store.hpp"
+#include "oci/interrupt.hpp"
 #include "oci/layer_stream.hpp"
 #include "oci/source.hpp"
 #include "util/error.hpp"

@@ -6,7 +6,6 @@
 
 #include <string>
 
-#include "oci/interrupt.hpp"
 #include "oci/layer_apply.hpp"
 #include "oci/manifest.hpp"
 #include "oci/reference.hpp"

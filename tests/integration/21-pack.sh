@@ -10,42 +10,10 @@ W=$RBOX_IT_DIR/pack
 mkdir -p "$W"
 chmod 1777 "$W"
 
-# Manifest of a tree: one sorted line per entry; owners only with --owners; hard links are named
-# by the first path of their inode in walk order.
-cat >"$W/manifest.py" <<'EOF'
-import hashlib, os, stat, sys
-root, owners = sys.argv[1], '--owners' in sys.argv
-out, first = [], {}
-for dirpath, dirnames, filenames in os.walk(root):
-    dirnames.sort()
-    for name in sorted(dirnames + filenames) + (['.'] if dirpath == root else []):
-        p = root if name == '.' else os.path.join(dirpath, name)
-        rel = os.path.relpath(p, root)
-        st = os.lstat(p)
-        extra = ''
-        if stat.S_ISREG(st.st_mode):
-            h = hashlib.sha256()
-            with open(p, 'rb') as f:
-                for chunk in iter(lambda: f.read(1 << 20), b''):
-                    h.update(chunk)
-            extra = 'sha256=' + h.hexdigest()
-        elif stat.S_ISLNK(st.st_mode):
-            extra = 'target=' + os.readlink(p)
-        if not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
-            extra += ' link=' + first.setdefault(st.st_ino, rel)
-        size = '-' if stat.S_ISDIR(st.st_mode) else st.st_size
-        try:
-            xs = sorted(x for x in os.listxattr(p, follow_symlinks=False) if x.startswith('user.'))
-        except OSError:
-            xs = []
-        xa = ','.join('%s=%s' % (x, os.getxattr(p, x, follow_symlinks=False).hex()) for x in xs)
-        own = ' owner=%d:%d' % (st.st_uid, st.st_gid) if owners else ''
-        out.append('%s type=%o mode=%04o size=%s nlink=%d mtime=%d %s xattrs=[%s]%s' % (
-            rel, stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), size, st.st_nlink, int(st.st_mtime),
-            extra, xa, own))
-print('\n'.join(sorted(out)))
-EOF
-manifest() { /usr/bin/python3 "$W/manifest.py" "$@"; }
+# Manifest of a tree (tree_manifest.py; owners only with --owners), copied where the test user
+# can read it.
+cp "$(dirname "$0")/tree_manifest.py" "$W/manifest.py"
+manifest() { /usr/bin/python3 "$W/manifest.py" "$@" --user-xattrs; }
 
 # A tree with every file type, made by the test user (so it is rootless-packable).
 make_tree() {  # DIR

@@ -23,41 +23,9 @@ cp "$probe_src" "$PROBE"
 chmod 0755 "$PROBE"
 BUSYBOX_SIF=${RBOX_CONFORMANCE_DIR:-/work/shared/conformance}/apptainer-images/busybox_amd64.sif
 
-# Manifest of a tree: one sorted line per entry, owners left out (the owner policy is checked
-# on its own); hard links are named by the first path of their inode.
-cat >"$W/manifest.py" <<'EOF'
-import hashlib, os, stat, sys
-root, out, first = sys.argv[1], [], {}
-for dirpath, dirnames, filenames in os.walk(root):
-    dirnames.sort()
-    names = sorted(dirnames + filenames) + (['.'] if dirpath == root else [])
-    for name in names:
-        p = root if name == '.' else os.path.join(dirpath, name)
-        rel = os.path.relpath(p, root)
-        st = os.lstat(p)
-        extra = ''
-        if stat.S_ISREG(st.st_mode):
-            h = hashlib.sha256()
-            with open(p, 'rb') as f:
-                for chunk in iter(lambda: f.read(1 << 20), b''):
-                    h.update(chunk)
-            extra = 'sha256=' + h.hexdigest()
-        elif stat.S_ISLNK(st.st_mode):
-            extra = 'target=' + os.readlink(p)
-        elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
-            extra = 'rdev=%d,%d' % (os.major(st.st_rdev), os.minor(st.st_rdev))
-        if not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
-            extra += ' link=' + first.setdefault(st.st_ino, rel)
-        size = '-' if stat.S_ISDIR(st.st_mode) else st.st_size
-        try:
-            xs = sorted(os.listxattr(p, follow_symlinks=False))
-        except OSError:
-            xs = []
-        xa = ','.join('%s=%s' % (x, os.getxattr(p, x, follow_symlinks=False).hex()) for x in xs)
-        out.append('%s type=%o mode=%04o size=%s nlink=%d mtime=%d %s xattrs=[%s]' % (
-            rel, stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), size, st.st_nlink, int(st.st_mtime), extra, xa))
-print('\n'.join(sorted(out)))
-EOF
+# Manifest of a tree (tree_manifest.py), owners left out (the owner policy is checked on its
+# own); copied where the test user can read it.
+cp "$(dirname "$0")/tree_manifest.py" "$W/manifest.py"
 
 # A tree with every file type, packed twice (zstd with 64 KiB blocks, gzip).
 make_fixtures() {

@@ -132,7 +132,6 @@ TEST(EnvScript, ExpandDoubleQuoted) {
   ShellVars v = vars({{"HOME", "/h"}});
   EXPECT_EQ(*expand_double_quoted("$HOME/a \\\"q\\\" \\\\", v), "/h/a \"q\" \\");
   EXPECT_FALSE(expand_double_quoted("$(id)", v).has_value());
-  EXPECT_EQ(sh_single_quote("it's"), "'it'\\''s'");
   EXPECT_TRUE(is_shell_name("_A1"));
   EXPECT_FALSE(is_shell_name("1A"));
   EXPECT_FALSE(is_shell_name("A-B"));
